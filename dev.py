@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""stepwise's developer entry point; needs only Python 3.11 and Node 20.
+
+    python3 dev.py up      install everything, start Postgres/Redis (embedded when
+                           DATABASE_URL / CELERY_BROKER_URL are unset), migrate, load the demo
+                           world, run web + Celery workers + beat until Ctrl-C
+    python3 dev.py test    install everything and run every test (lint included)
+    python3 dev.py setup   install only (virtualenv, Python packages, frontend build)
+    python3 dev.py lint    ruff check + ruff format --check
+
+Extra arguments after `test` go to pytest, e.g. `python3 dev.py test tests/labeling -x`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+FRONTEND = ROOT / "frontend"
+VAR = ROOT / "var"
+
+
+def log(message: str) -> None:
+    print(f"\033[1m[stepwise]\033[0m {message}", flush=True)
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        if path.exists():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- install
+
+
+def ensure_python_packages() -> None:
+    if not VENV_PYTHON.exists():
+        log("creating virtualenv .venv")
+        run([sys.executable, "-m", "venv", str(VENV)])
+    stamp = VENV / ".stepwise-installed"
+    wanted = digest(ROOT / "pyproject.toml")
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    log("installing Python packages (first run takes a few minutes)")
+    run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
+    stamp.write_text(wanted)
+
+
+def ensure_frontend() -> None:
+    if not (FRONTEND / "package.json").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("npm (Node 20) is needed to build the frontend; install Node.js 20 first.")
+    lock = FRONTEND / "package-lock.json"
+    stamp = FRONTEND / "node_modules" / ".stepwise-installed"
+    wanted = digest(FRONTEND / "package.json", lock)
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        log("installing frontend packages")
+        run([npm, "ci" if lock.exists() else "install", "--no-audit", "--no-fund"], cwd=FRONTEND)
+        stamp.write_text(wanted)
+    sources = sorted(p for p in (FRONTEND / "src").rglob("*") if p.is_file())
+    built = FRONTEND / "dist" / ".stepwise-built"
+    wanted_build = digest(FRONTEND / "package.json", FRONTEND / "build.mjs", *sources)
+    if not (built.exists() and built.read_text() == wanted_build):
+        log("building frontend")
+        run([npm, "run", "build"], cwd=FRONTEND)
+        built.parent.mkdir(parents=True, exist_ok=True)
+        built.write_text(wanted_build)
+
+
+def reexec_in_venv() -> None:
+    """Continue in the virtualenv's interpreter, where Django and friends are installed."""
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
+
+
+# ---------------------------------------------------------------- services
+
+
+def start_services():
+    """Make DATABASE_URL and CELERY_BROKER_URL point at real servers; return what to stop."""
+    sys.path.insert(0, str(ROOT))
+    from config.embedded import EmbeddedServices
+
+    services = EmbeddedServices(var_dir=VAR)
+    if not os.environ.get("DATABASE_URL"):
+        log("DATABASE_URL is unset: starting embedded Postgres in var/postgres")
+        os.environ["DATABASE_URL"] = services.start_postgres()
+    if not os.environ.get("CELERY_BROKER_URL"):
+        log("CELERY_BROKER_URL is unset: starting embedded Redis in var/redis")
+        os.environ["CELERY_BROKER_URL"] = services.start_redis()
+        os.environ.setdefault("CACHE_URL", services.redis_cache_url or "")
+    return services
+
+
+def manage(*args: str) -> None:
+    run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT)
+
+
+def cmd_up() -> int:
+    services = start_services()
+    os.environ.setdefault("DJANGO_DEBUG", "0")
+    host = os.environ.get("STEPWISE_HOST", "127.0.0.1")
+    port = os.environ.get("STEPWISE_PORT", "8000")
+    manage("migrate", "--no-input")
+    manage("load_demo")
+    bin_dir = Path(sys.executable).parent
+    children = {
+        "web": [
+            str(bin_dir / "gunicorn"), "config.wsgi:application", "--bind", f"{host}:{port}",
+            "--workers", os.environ.get("WEB_CONCURRENCY", "3"), "--threads", "4",
+            "--access-logfile", "-",
+        ],
+        "worker": [str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "default",
+                   "--concurrency", "2", "-n", "default@%h", "--loglevel", "INFO"],
+        "gpu-worker": [str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "gpu",
+                       "--concurrency", "1", "-n", "gpu@%h", "--loglevel", "INFO"],
+        "beat": [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel", "INFO"],
+    }
+    procs = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in children.items()}
+    time.sleep(2)
+    log(f"stepwise is running: open http://{host}:{port}/ (admin: http://{host}:{port}/admin/)")
+    log(f"API schema: http://{host}:{port}/api/schema/  docs: http://{host}:{port}/api/docs/")
+    log("demo accounts are listed above by load_demo; press Ctrl-C to stop everything")
+    stopping = False
+
+    def stop(*_args) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    log(f"{name} exited with code {proc.returncode}; stopping")
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        log("stopping web, workers and beat")
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 20
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        services.stop()
+        log("stopped")
+    return 0
+
+
+def cmd_lint() -> int:
+    bin_dir = Path(sys.executable).parent
+    rc = subprocess.call([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)
+    rc |= subprocess.call([str(bin_dir / "ruff"), "format", "--check", "."], cwd=ROOT)
+    return rc
+
+
+def ensure_chromium() -> None:
+    if shutil.which("chromium") or os.environ.get("STEPWISE_CHROMIUM"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("installing Debian's chromium for the browser tests")
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        log("warning: chromium not found; browser tests will fail (apt-get install chromium)")
+
+
+def cmd_test(pytest_args: list[str]) -> int:
+    ensure_chromium()
+    services = start_services()
+    try:
+        if cmd_lint() != 0:
+            log("lint failed (ruff check / ruff format --check)")
+            return 1
+        rc = subprocess.call([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT)
+        return rc
+    finally:
+        services.stop()
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else "help"
+    if command not in {"up", "test", "setup", "lint"}:
+        print(__doc__)
+        return 0 if command in {"help", "-h", "--help"} else 2
+    if command in {"up", "test", "setup"}:
+        ensure_python_packages()
+        ensure_frontend()
+    reexec_in_venv()
+    if command == "setup":
+        log("installed")
+        return 0
+    if command == "lint":
+        return cmd_lint()
+    if command == "up":
+        return cmd_up()
+    return cmd_test(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+// Entry point of the browser app; the labeling workspace lands here.
+export {};

@@ -1,0 +1,315 @@
+"""The labeling domain: problems, solutions and their steps, labeling tasks, labelings.
+
+A PRM800K line maps onto these tables as follows:
+- ``question.problem`` / ``ground_truth_*``      -> Problem
+- ``question.pre_generated_*``                   -> Solution (``is_pre_generated``) and its Steps
+- ``generation`` / QC / screening flags          -> Labeling (copied from its task when labeled here)
+- ``label.steps[i]``                             -> LabeledStep
+- ``label.steps[i].completions[j]``              -> LabeledCompletion
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import MD5
+
+
+class Labeler(models.Model):
+    """A person who labels (or administers). One per Django user; imported PRM800K labelers
+    get an inactive user named after their PRM800K id."""
+
+    class Role(models.TextChoices):
+        LABELER = "labeler"
+        ADMIN = "admin"
+
+    class ScreeningStatus(models.TextChoices):
+        PENDING = "pending"
+        PASSED = "passed"
+        FAILED = "failed"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labeler"
+    )
+    external_id = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, help_text="PRM800K labeler id."
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.LABELER)
+    screening_status = models.CharField(
+        max_length=16, choices=ScreeningStatus.choices, default=ScreeningStatus.PENDING
+    )
+    screening_agreement = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(screening_agreement__isnull=True)
+                | Q(screening_agreement__gte=0, screening_agreement__lte=1),
+                name="labeler_screening_agreement_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or self.user.get_username()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == self.Role.ADMIN or self.user.is_superuser
+
+
+class Problem(models.Model):
+    text = models.TextField(help_text="Problem statement (LaTeX).")
+    reference_solution = models.TextField(blank=True, default="")
+    reference_answer = models.TextField()
+    subject = models.CharField(max_length=64, blank=True, default="")
+    level = models.PositiveSmallIntegerField(null=True, blank=True)
+    source_id = models.CharField(
+        max_length=255, null=True, blank=True, unique=True, help_text="e.g. MATH unique_id."
+    )
+    split = models.CharField(max_length=16, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Problem texts are long: uniqueness on their hash keeps re-imports idempotent.
+            models.UniqueConstraint(MD5("text"), name="problem_text_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.source_id or self.text[:60]
+
+
+class Solution(models.Model):
+    """A candidate solution: ordered steps, the final answer and its grade."""
+
+    class Grade(models.TextChoices):
+        CORRECT = "correct"
+        WRONG = "wrong"
+        UNGRADED = "ungraded"
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="solutions")
+    final_answer = models.TextField(null=True, blank=True)
+    grade = models.CharField(max_length=16, choices=Grade.choices, default=Grade.UNGRADED)
+    generator = models.CharField(max_length=128, blank=True, default="")
+    source = models.CharField(
+        max_length=32, blank=True, default="", help_text="import, prm800k, synthetic, demo, ..."
+    )
+    is_pre_generated = models.BooleanField(
+        default=True,
+        help_text="False for PRM800K phase 1 trajectories, whose steps were chosen while labeling.",
+    )
+    # Score of the PRM that selected it, as shown in PRM800K `pre_generated_verifier_score`.
+    selection_score = models.FloatField(null=True, blank=True)
+    fingerprint = models.CharField(
+        max_length=64, unique=True, help_text="sha256 of problem and steps: re-imports dedupe on it."
+    )
+    num_steps = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["problem", "grade"])]
+
+    def __str__(self) -> str:
+        return f"solution {self.pk} of problem {self.problem_id}"
+
+
+class Step(models.Model):
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["solution", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["solution", "position"], name="step_position_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"step {self.position} of solution {self.solution_id}"
+
+
+class StepAlternative(models.Model):
+    """An alternative completion offered for a step, rated after the first Bad step."""
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="alternatives")
+    position = models.PositiveIntegerField(help_text="1-based: completion 0 is the step itself.")
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["step", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "position"], name="alternative_position_unique"),
+            models.CheckConstraint(condition=Q(position__gte=1), name="alternative_position_gte_1"),
+        ]
+
+
+class LabelingTask(models.Model):
+    """A solution queued in a generation, with how many labelings it needs."""
+
+    class Kind(models.TextChoices):
+        REGULAR = "regular"
+        QUALITY_CONTROL = "qc"
+        SCREENING = "screening"
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        PAUSED = "paused"
+        CANCELLED = "cancelled"
+        DONE = "done"
+
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="tasks")
+    generation = models.ForeignKey(
+        "active_learning.Generation", on_delete=models.PROTECT, related_name="tasks"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGULAR)
+    labelings_required = models.PositiveIntegerField(default=1)
+    priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    # Gold rating per step (-1/0/1) for QC and screening items; never shown to labelers.
+    gold_ratings = ArrayField(models.SmallIntegerField(), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "solution"], name="task_solution_once_per_generation"
+            ),
+            models.CheckConstraint(
+                condition=Q(labelings_required__gte=1), name="task_labelings_required_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="regular") | Q(gold_ratings__isnull=False),
+                name="task_gold_for_qc_and_screening",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "kind", "-priority", "id"])]
+
+    def __str__(self) -> str:
+        return f"task {self.pk} ({self.kind}) gen {self.generation_id}"
+
+
+class Labeling(models.Model):
+    """One labeler's pass over one solution: one line of the PRM800K export."""
+
+    class FinishReason(models.TextChoices):
+        SOLUTION = "solution"
+        FOUND_ERROR = "found_error"
+        GIVE_UP = "give_up"
+        BAD_PROBLEM = "bad_problem"
+
+    class Source(models.TextChoices):
+        WORKSPACE = "workspace"
+        IMPORT = "import"
+        SIMULATION = "simulation"
+
+    solution = models.ForeignKey(Solution, on_delete=models.PROTECT, related_name="labelings")
+    labeler = models.ForeignKey(Labeler, on_delete=models.PROTECT, related_name="labelings")
+    task = models.ForeignKey(
+        LabelingTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="labelings"
+    )
+    generation = models.ForeignKey(
+        "active_learning.Generation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="labelings",
+        help_text="Null for PRM800K phase 1.",
+    )
+    is_quality_control = models.BooleanField(default=False)
+    is_screening = models.BooleanField(default=False)
+    finish_reason = models.CharField(max_length=16, choices=FinishReason.choices)
+    finish_reason_text = models.TextField(
+        blank=True, default="", help_text="Why the labeler gave up or reported the problem."
+    )
+    total_time_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField(help_text="When the labeling was finished.")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WORKSPACE)
+    # An imported line whose `ground_truth_*` differs from the problem's stored reference keeps
+    # its own text here, so the export reproduces the line exactly.
+    ground_truth_answer_override = models.TextField(null=True, blank=True)
+    ground_truth_solution_override = models.TextField(null=True, blank=True)
+    # sha256 of the imported line's identity (labeler, timestamp, problem, steps): dedupes re-imports.
+    import_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One labeler never labels the same solution twice within a generation.
+            models.UniqueConstraint(
+                fields=["labeler", "solution", "generation"],
+                name="labeling_once_per_labeler_solution_generation",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=~Q(is_quality_control=True, is_screening=True),
+                name="labeling_not_both_qc_and_screening",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["generation", "timestamp"]),
+            models.Index(fields=["labeler", "timestamp"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"labeling {self.pk} by {self.labeler_id} of solution {self.solution_id}"
+
+
+class LabeledStep(models.Model):
+    """``label.steps[i]`` of a PRM800K line."""
+
+    labeling = models.ForeignKey(Labeling, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    # PRM800K allows `completions: null` (a phase 1 give-up on the last step).
+    completions_null = models.BooleanField(default=False)
+    chosen_completion = models.IntegerField(null=True, blank=True)
+    # `human_completion` is null or {text, rating, source, flagged}; kept as columns, not JSON,
+    # so nothing is reordered.
+    has_human_completion = models.BooleanField(default=False)
+    human_completion_text = models.TextField(null=True, blank=True)
+    human_completion_rating = models.SmallIntegerField(null=True, blank=True)
+    human_completion_source = models.CharField(max_length=32, null=True, blank=True)
+    human_completion_flagged = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["labeling", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["labeling", "position"], name="labeled_step_position_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(human_completion_rating__isnull=True)
+                | Q(human_completion_rating__in=[-1, 0, 1]),
+                name="human_completion_rating_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(chosen_completion__isnull=True) | Q(chosen_completion__gte=0),
+                name="chosen_completion_gte_0",
+            ),
+        ]
+
+
+class LabeledCompletion(models.Model):
+    """``label.steps[i].completions[j]``: a rated completion (j = 0 is the solution's own step)."""
+
+    labeled_step = models.ForeignKey(
+        LabeledStep, on_delete=models.CASCADE, related_name="completions"
+    )
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    rating = models.SmallIntegerField(null=True, blank=True)
+    flagged = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["labeled_step", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["labeled_step", "position"], name="labeled_completion_position_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__in=[-1, 0, 1]),
+                name="completion_rating_valid",
+            ),
+        ]

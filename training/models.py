@@ -1,0 +1,103 @@
+"""PRM versions, training runs and scores."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class PRMVersion(models.Model):
+    """A trained reward model: process (PRM) or outcome (ORM) supervised."""
+
+    class Kind(models.TextChoices):
+        PRM = "prm"
+        ORM = "orm"
+
+    class State(models.TextChoices):
+        TRAINING = "training"
+        READY = "ready"
+        ACTIVE = "active"
+        RETIRED = "retired"
+        FAILED = "failed"
+
+    name = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PRM)
+    base_model = models.CharField(max_length=512, help_text="Local path of the backbone.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.TRAINING)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    data_snapshot = models.JSONField(
+        default=dict, blank=True, help_text="Which labels trained it (ids, counts, max labeling id)."
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    checkpoint_path = models.CharField(max_length=1024, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one active model of each kind.
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(state="active"), name="one_active_version_per_kind"
+            ),
+            # An active or ready version always points at a finished checkpoint.
+            models.CheckConstraint(
+                condition=~Q(state__in=["ready", "active"]) | ~Q(checkpoint_path=""),
+                name="ready_version_has_checkpoint",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} ({self.state})"
+
+
+class TrainingRun(models.Model):
+    class Kind(models.TextChoices):
+        TRAIN = "train"
+        EVALUATE = "evaluate"
+        SCORE = "score"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    prm_version = models.ForeignKey(PRMVersion, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TRAIN)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    progress = models.FloatField(default=0.0)
+    log = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    celery_task_id = models.CharField(max_length=64, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__gte=0, progress__lte=1), name="training_run_progress_range"
+            )
+        ]
+
+
+class SolutionScore(models.Model):
+    """(PRM version, solution) -> per-step probabilities and the solution score."""
+
+    prm_version = models.ForeignKey(PRMVersion, on_delete=models.CASCADE, related_name="scores")
+    solution = models.ForeignKey(
+        "labeling.Solution", on_delete=models.CASCADE, related_name="scores"
+    )
+    score = models.FloatField()
+    # [[p_negative, p_neutral, p_positive], ...] one triple per step.
+    step_probabilities = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prm_version", "solution"], name="score_once_per_version_solution"
+            ),
+        ]
+        indexes = [models.Index(fields=["prm_version", "-score"])]
