@@ -124,14 +124,45 @@ def cmd_up() -> int:
     bin_dir = Path(sys.executable).parent
     children = {
         "web": [
-            str(bin_dir / "gunicorn"), "config.wsgi:application", "--bind", f"{host}:{port}",
-            "--workers", os.environ.get("WEB_CONCURRENCY", "3"), "--threads", "4",
-            "--access-logfile", "-",
+            str(bin_dir / "gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            os.environ.get("WEB_CONCURRENCY", "3"),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
         ],
-        "worker": [str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "default",
-                   "--concurrency", "2", "-n", "default@%h", "--loglevel", "INFO"],
-        "gpu-worker": [str(bin_dir / "celery"), "-A", "config", "worker", "-Q", "gpu",
-                       "--concurrency", "1", "-n", "gpu@%h", "--loglevel", "INFO"],
+        "worker": [
+            str(bin_dir / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "default",
+            "--concurrency",
+            "2",
+            "-n",
+            "default@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        "gpu-worker": [
+            str(bin_dir / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "gpu",
+            "--concurrency",
+            "1",
+            "-n",
+            "gpu@%h",
+            "--loglevel",
+            "INFO",
+        ],
         "beat": [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel", "INFO"],
     }
     procs = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in children.items()}
@@ -183,7 +214,10 @@ def ensure_chromium() -> None:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         log("installing Debian's chromium for the browser tests")
         run(["apt-get", "update", "-qq"])
-        run(["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     else:
         log("warning: chromium not found; browser tests will fail (apt-get install chromium)")
 

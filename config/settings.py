@@ -68,7 +68,9 @@ TEMPLATES = [
 ]
 
 # DATABASE_URL is always set by `dev.py` (embedded Postgres when the user gave none).
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/stepwise")}
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/stepwise")
+}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env("DATABASE_TEST_NAME", default=None)
@@ -101,7 +103,9 @@ WHITENOISE_USE_FINDERS = True
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env("CACHE_URL", default=env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")),
+        "LOCATION": env(
+            "CACHE_URL", default=env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+        ),
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="stepwise"),
     }
 }

@@ -71,8 +71,15 @@ class LabeledStepAdmin(admin.ModelAdmin):
 @admin.register(models.Labeling)
 class LabelingAdmin(admin.ModelAdmin):
     list_display = [
-        "id", "labeler", "solution", "generation", "finish_reason", "total_time_ms",
-        "is_quality_control", "is_screening", "timestamp",
+        "id",
+        "labeler",
+        "solution",
+        "generation",
+        "finish_reason",
+        "total_time_ms",
+        "is_quality_control",
+        "is_screening",
+        "timestamp",
     ]
     list_filter = ["finish_reason", "generation", "is_quality_control", "is_screening", "source"]
     raw_id_fields = ["solution", "labeler", "task"]

@@ -104,7 +104,9 @@ class Solution(models.Model):
     # Score of the PRM that selected it, as shown in PRM800K `pre_generated_verifier_score`.
     selection_score = models.FloatField(null=True, blank=True)
     fingerprint = models.CharField(
-        max_length=64, unique=True, help_text="sha256 of problem and steps: re-imports dedupe on it."
+        max_length=64,
+        unique=True,
+        help_text="sha256 of problem and steps: re-imports dedupe on it.",
     )
     num_steps = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -141,7 +143,9 @@ class StepAlternative(models.Model):
     class Meta:
         ordering = ["step", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["step", "position"], name="alternative_position_unique"),
+            models.UniqueConstraint(
+                fields=["step", "position"], name="alternative_position_unique"
+            ),
             models.CheckConstraint(condition=Q(position__gte=1), name="alternative_position_gte_1"),
         ]
 

@@ -1,7 +1,8 @@
 """Shared fixtures: real Postgres (pytest-django's test database), real Redis, real Celery workers.
 
-The broker URL is moved to its own Redis database (15) for the test session, so a platform started
-with `dev.py up` on the same Redis never picks up a test's tasks.
+The broker URL is moved to its own Redis database (15, or STEPWISE_TEST_REDIS_DB) for the test
+session, so a platform started with `dev.py up` on the same Redis never picks up a test's tasks.
+DATABASE_TEST_NAME and STEPWISE_TEST_REDIS_DB let several test sessions share one machine.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ SHARED_DATA = Path(os.environ.get("STEPWISE_DATA_DIR", ROOT.parent / "shared" / 
 
 
 def _broker_for_tests(url: str) -> str:
+    db = os.environ.get("STEPWISE_TEST_REDIS_DB", "15")
     parts = urlsplit(url)
     if parts.scheme == "redis+socket":
-        query = "virtual_host=15"
-        return urlunsplit(parts._replace(query=query))
-    return urlunsplit(parts._replace(path="/15"))
+        return urlunsplit(parts._replace(query=f"virtual_host={db}"))
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def pytest_configure(config):
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
     os.environ["CELERY_BROKER_URL"] = _broker_for_tests(broker)
+    os.environ["CACHE_URL"] = os.environ["CELERY_BROKER_URL"].replace("redis+socket://", "unix://")
     os.environ.setdefault("CACHE_KEY_PREFIX", "stepwise-test")
 
 
@@ -68,9 +70,24 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         "STEPWISE_ARTIFACT_DIR": str(tmp_path_factory.mktemp("artifacts")),
     }
     cmd = [
-        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
-        "--concurrency", "2", "--pool", "prefork", "-n", f"pytest-{os.getpid()}@%h",
-        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        "default,gpu",
+        "--concurrency",
+        "2",
+        "--pool",
+        "prefork",
+        "-n",
+        f"pytest-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
     ]
     log_file = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)

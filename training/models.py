@@ -26,7 +26,9 @@ class PRMVersion(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.TRAINING)
     hyperparameters = models.JSONField(default=dict, blank=True)
     data_snapshot = models.JSONField(
-        default=dict, blank=True, help_text="Which labels trained it (ids, counts, max labeling id)."
+        default=dict,
+        blank=True,
+        help_text="Which labels trained it (ids, counts, max labeling id).",
     )
     metrics = models.JSONField(default=dict, blank=True)
     checkpoint_path = models.CharField(max_length=1024, blank=True, default="")
