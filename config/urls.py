@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/", include("labeling.urls")),
     path("api/", include("training.urls")),
     path("api/", include("active_learning.urls")),
+    path("console/", include("active_learning.web_urls")),
     path("", include("labeling.web_urls")),
 ]
