@@ -41,8 +41,8 @@ class EmbeddedServices:
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database_name}"')
-        # A percent-encoded host is a socket directory for libpq and django-environ alike.
-        return f"postgres://postgres@{quote(socket_dir, safe='')}/{self.database_name}"
+        # `?host=<socket dir>` is understood by libpq, psql and django-environ alike.
+        return f"postgres://postgres@/{self.database_name}?host={quote(socket_dir)}"
 
     def start_redis(self) -> str:
         """Start the embedded Redis; return a broker URL for it."""
