@@ -1,0 +1,337 @@
+"""Streamed exports of labelings: PRM800K JSONL and stepwise supervision (TRL's format).
+
+Both exports read through a named (server-side) Postgres cursor inside one transaction, so the
+process holds one batch of rows at a time whatever the size of the data set.
+
+The PRM800K line is assembled as text by Postgres itself: string concatenation with ``to_json``
+for every scalar keeps the key order of the original files, writes the same ``", "``/``": "``
+separators as Python's ``json.dumps``, and avoids a parse/serialize round in Python. Floats go
+out in Postgres' shortest round-trip form (``extra_float_digits`` > 0), so they load back to the
+identical double.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+
+from active_learning.models import Generation
+from labeling.models import (
+    LabeledCompletion,
+    LabeledStep,
+    Labeler,
+    Labeling,
+    Problem,
+    Solution,
+    Step,
+)
+
+# Rows fetched from the server-side cursor per round trip.
+DEFAULT_BATCH_SIZE = 500
+_cursor_numbers = itertools.count()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportFilter:
+    """Which labelings an export covers. ``since`` is inclusive, ``until`` exclusive."""
+
+    generation: int | None = None
+    labeler: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    include_qc: bool = True
+    include_screening: bool = True
+    finish_reasons: tuple[str, ...] | None = None
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # A naive datetime on the command line or in a query string means UTC, like PRM800K's stamps.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _json_float(expr: str) -> str:
+    """SQL text of a float8 as JSON; integral values keep a ``.0`` like Python writes them."""
+    return (
+        f"CASE WHEN {expr} IS NULL THEN 'null' "
+        f"WHEN {expr} = trunc({expr}) AND abs({expr}) < 1e15 "
+        f"THEN trunc({expr})::bigint::text || '.0' "
+        f"ELSE to_json({expr})::text END"
+    )
+
+
+def _json_text(expr: str) -> str:
+    return f"COALESCE(to_json({expr})::text, 'null')"
+
+
+def _json_scalar(expr: str) -> str:
+    """Integers and booleans: their SQL text is already their JSON text."""
+    return f"COALESCE(({expr})::text, 'null')"
+
+
+def _prm800k_line_sql() -> str:
+    """SQL expression of one PRM800K line for the labeling aliased ``l``."""
+    step = Step._meta.db_table
+    labeled_step = LabeledStep._meta.db_table
+    completion = LabeledCompletion._meta.db_table
+    utc_ts = "(l.timestamp AT TIME ZONE 'UTC')"
+    # Python's isoformat(): microseconds only when non-zero, then always six digits.
+    timestamp = (
+        f"'\"' || to_char({utc_ts}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN date_trunc('second', {utc_ts}) = {utc_ts} THEN '' "
+        f"ELSE to_char({utc_ts}, '.US') END || '\"'"
+    )
+    pre_generated_steps = (
+        f"COALESCE((SELECT '[' || string_agg(to_json(st.text)::text, ', ' ORDER BY st.position)"
+        f" || ']' FROM {step} st WHERE st.solution_id = s.id), '[]')"
+    )
+    completions = (
+        "CASE WHEN ls.completions_null THEN 'null' ELSE COALESCE((SELECT '[' || string_agg("
+        "'{\"text\": ' || to_json(c.text)::text"
+        f" || ', \"rating\": ' || {_json_scalar('c.rating')}"
+        f" || ', \"flagged\": ' || {_json_scalar('c.flagged')} || '}}', ', ' ORDER BY c.position)"
+        f" || ']' FROM {completion} c WHERE c.labeled_step_id = ls.id), '[]') END"
+    )
+    human_completion = (
+        "CASE WHEN ls.has_human_completion THEN "
+        f"'{{\"text\": ' || {_json_text('ls.human_completion_text')}"
+        f" || ', \"rating\": ' || {_json_scalar('ls.human_completion_rating')}"
+        f" || ', \"source\": ' || {_json_text('ls.human_completion_source')}"
+        f" || ', \"flagged\": ' || {_json_scalar('ls.human_completion_flagged')} || '}}'"
+        " ELSE 'null' END"
+    )
+    steps = (
+        "COALESCE((SELECT '[' || string_agg("
+        f"'{{\"completions\": ' || {completions}"
+        f" || ', \"human_completion\": ' || {human_completion}"
+        f" || ', \"chosen_completion\": ' || {_json_scalar('ls.chosen_completion')} || '}}',"
+        " ', ' ORDER BY ls.position)"
+        f" || ']' FROM {labeled_step} ls WHERE ls.labeling_id = l.id), '[]')"
+    )
+    ground_truth_answer = _json_text("COALESCE(l.ground_truth_answer_override, p.reference_answer)")
+    ground_truth_solution = _json_text(
+        "COALESCE(l.ground_truth_solution_override, p.reference_solution)"
+    )
+    question = (
+        f"'{{\"problem\": ' || to_json(p.text)::text || CASE WHEN s.is_pre_generated THEN "
+        f"', \"ground_truth_solution\": ' || {ground_truth_solution}"
+        f" || ', \"ground_truth_answer\": ' || {ground_truth_answer}"
+        f" || ', \"pre_generated_steps\": ' || {pre_generated_steps}"
+        f" || ', \"pre_generated_answer\": ' || {_json_text('s.final_answer')}"
+        f" || ', \"pre_generated_verifier_score\": ' || {_json_float('s.selection_score')}"
+        f" ELSE ', \"ground_truth_answer\": ' || {ground_truth_answer} END || '}}'"
+    )
+    return (
+        "'{\"labeler\": ' || to_json(COALESCE(lr.external_id, u.username))::text"
+        f" || ', \"timestamp\": ' || {timestamp}"
+        f" || ', \"generation\": ' || {_json_scalar('g.number')}"
+        " || ', \"is_quality_control_question\": ' || l.is_quality_control::text"
+        " || ', \"is_initial_screening_question\": ' || l.is_screening::text"
+        f" || ', \"question\": ' || {question}"
+        f' || \', "label": {{"steps": \' || {steps}'
+        f" || ', \"total_time\": ' || {_json_scalar('l.total_time_ms')}"
+        " || ', \"finish_reason\": ' || to_json(l.finish_reason)::text || '}}'"
+    )
+
+
+def prm800k_query(export_filter: ExportFilter) -> tuple[str, list[Any]]:
+    """The SELECT producing one PRM800K line (text) per labeling, in labeling id order.
+
+    Also used by the export benchmark as the body of its ``COPY (...) TO STDOUT`` baseline.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if export_filter.generation is not None:
+        where.append("g.number = %s")
+        params.append(export_filter.generation)
+    if export_filter.labeler is not None:
+        where.append("COALESCE(lr.external_id, u.username) = %s")
+        params.append(export_filter.labeler)
+    if export_filter.since is not None:
+        where.append("l.timestamp >= %s")
+        params.append(_as_utc(export_filter.since))
+    if export_filter.until is not None:
+        where.append("l.timestamp < %s")
+        params.append(_as_utc(export_filter.until))
+    if not export_filter.include_qc:
+        where.append("NOT l.is_quality_control")
+    if not export_filter.include_screening:
+        where.append("NOT l.is_screening")
+    if export_filter.finish_reasons is not None:
+        where.append("l.finish_reason = ANY(%s)")
+        params.append(list(export_filter.finish_reasons))
+    sql = (
+        f"SELECT {_prm800k_line_sql()} AS line"
+        f" FROM {Labeling._meta.db_table} l"
+        f" JOIN {Solution._meta.db_table} s ON s.id = l.solution_id"
+        f" JOIN {Problem._meta.db_table} p ON p.id = s.problem_id"
+        f" JOIN {Labeler._meta.db_table} lr ON lr.id = l.labeler_id"
+        f" JOIN {get_user_model()._meta.db_table} u ON u.id = lr.user_id"
+        f" LEFT JOIN {Generation._meta.db_table} g ON g.id = l.generation_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY l.id"
+    )
+    return sql, params
+
+
+def _stream_lines(sql: str, params: list[Any], *, batch_size: int) -> Iterator[str]:
+    """Yield the first column of ``sql`` through a named cursor, ``batch_size`` rows at a time."""
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.cursor() as plain:
+            # Shortest round-trip float output, whatever the server or role default says.
+            plain.execute("SET LOCAL extra_float_digits = 1")
+        raw = connection.connection
+        with raw.cursor(name=f"stepwise_export_{next(_cursor_numbers)}") as cursor:
+            cursor.itersize = batch_size
+            cursor.execute(sql, params)
+            for (line,) in cursor:
+                yield line
+
+
+def iter_prm800k_lines(
+    *,
+    generation: int | None = None,
+    labeler: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_qc: bool = True,
+    include_screening: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[str]:
+    """Every matching labeling as one PRM800K JSON line (no trailing newline), oldest id first.
+
+    ``labeler`` is the PRM800K labeler id (or the username of a labeler created here); ``since``
+    is inclusive and ``until`` exclusive, naive datetimes meaning UTC. For an imported PRM800K
+    line the output equals the input as JSON, key order included.
+    """
+    sql, params = prm800k_query(
+        ExportFilter(
+            generation=generation,
+            labeler=labeler,
+            since=since,
+            until=until,
+            include_qc=include_qc,
+            include_screening=include_screening,
+        )
+    )
+    yield from _stream_lines(sql, params, batch_size=batch_size)
+
+
+# --- stepwise supervision ---------------------------------------------------------------------
+
+EXCLUDED_BY_DEFAULT = (Labeling.FinishReason.GIVE_UP, Labeling.FinishReason.BAD_PROBLEM)
+
+
+def _is_good(rating: int, *, neutral_is_positive: bool) -> bool:
+    return rating > 0 or (rating == 0 and neutral_is_positive)
+
+
+def stepwise_records(
+    line: dict[str, Any], *, neutral_is_positive: bool = True, include_alternatives: bool = True
+) -> list[dict[str, Any]]:
+    """Turn one PRM800K line into stepwise-supervision records (pure; see iter_stepwise_lines)."""
+    prompt = line["question"]["problem"]
+    prefix: list[str] = []
+    prefix_labels: list[bool] = []
+    branches: list[dict[str, Any]] = []
+    for step in line["label"]["steps"]:
+        completions = step["completions"] or []
+        chosen = step["chosen_completion"]
+        human = step["human_completion"]
+        if chosen is not None and 0 <= chosen < len(completions):
+            followed: dict[str, Any] | None = completions[chosen]
+        elif chosen is None and human is not None:
+            followed = human
+        elif chosen is None and completions:
+            # Phase 2 stop: completion 0 is the solution's own (erroneous) step.
+            followed = completions[0]
+        else:
+            followed = None
+        if include_alternatives:
+            for completion in completions:
+                if completion is followed or completion["rating"] is None:
+                    continue
+                branches.append(
+                    {
+                        "prompt": prompt,
+                        "completions": [*prefix, completion["text"]],
+                        "labels": [
+                            *prefix_labels,
+                            _is_good(completion["rating"], neutral_is_positive=neutral_is_positive),
+                        ],
+                    }
+                )
+        # An unrated step (a human completion, a give-up's last step) cannot be labeled: the
+        # trajectory stops before it.
+        if followed is None or followed["rating"] is None:
+            break
+        prefix.append(followed["text"])
+        good = _is_good(followed["rating"], neutral_is_positive=neutral_is_positive)
+        prefix_labels.append(good)
+        if not good:
+            break
+    records = []
+    if prefix:
+        records.append({"prompt": prompt, "completions": prefix, "labels": prefix_labels})
+    return records + branches
+
+
+def iter_stepwise_lines(
+    *,
+    generation: int | None = None,
+    labeler: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_qc: bool = True,
+    include_screening: bool = True,
+    neutral_is_positive: bool = True,
+    include_alternatives: bool = True,
+    include_unfinished: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[str]:
+    """Stepwise-supervision JSON lines ``{"prompt", "completions", "labels"}`` as TRL reads them.
+
+    - One record per labeling, not per solution: when several labelers labeled a solution, each
+      labeling gives its own record(s), so disagreement stays visible to the trainer (merging
+      would need a policy the paper does not give). Filters are those of iter_prm800k_lines.
+    - ``completions`` follows the labeler's path: the chosen completion of each step (a human
+      completion when none was chosen; for a phase 2 stop, the solution's own step). ``labels``
+      runs up to and including the first negative step, as in the paper's PRM training. Neutral
+      is positive unless ``neutral_is_positive`` is False, in which case it ends the record too.
+      An unrated step ends the record before it.
+    - Alternatives: every other rated completion offered at a step on that path (phase 2's
+      alternatives after the first error, phase 1's candidates) becomes an extra branch, its
+      prefix (the path before the step) plus the alternative, labeled by its own rating.
+    - Labelings that gave up or reported a bad problem are left out unless
+      ``include_unfinished``.
+    """
+    finish_reasons = None
+    if not include_unfinished:
+        finish_reasons = tuple(
+            str(reason) for reason in Labeling.FinishReason if reason not in EXCLUDED_BY_DEFAULT
+        )
+    sql, params = prm800k_query(
+        ExportFilter(
+            generation=generation,
+            labeler=labeler,
+            since=since,
+            until=until,
+            include_qc=include_qc,
+            include_screening=include_screening,
+            finish_reasons=finish_reasons,
+        )
+    )
+    for line in _stream_lines(sql, params, batch_size=batch_size):
+        for record in stepwise_records(
+            json.loads(line),
+            neutral_is_positive=neutral_is_positive,
+            include_alternatives=include_alternatives,
+        ):
+            yield json.dumps(record, ensure_ascii=False)
