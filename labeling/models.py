@@ -317,3 +317,80 @@ class LabeledCompletion(models.Model):
                 name="completion_rating_valid",
             ),
         ]
+
+
+class Assignment(models.Model):
+    """One labeler's lease on one labeling task, and later the record of its outcome.
+
+    A regular task with N required labelings has slots 0..N-1; an active or submitted
+    assignment holds one slot, so active leases plus finished labelings can never exceed N.
+    QC and screening items go to every labeler once and hold no slot. See docs/task-leasing.md.
+    Besides the constraints below, the migration adds two composite foreign keys that keep
+    ``task_kind`` and ``slots`` equal to the task's ``kind`` and ``labelings_required``.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        SUBMITTED = "submitted"
+        EXPIRED = "expired"
+        WITHDRAWN = "withdrawn"
+
+    task = models.ForeignKey(LabelingTask, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(Labeler, on_delete=models.CASCADE, related_name="assignments")
+    # Copies of the task's kind and labelings_required (kept equal by composite foreign keys).
+    task_kind = models.CharField(max_length=16, choices=LabelingTask.Kind.choices)
+    slots = models.PositiveIntegerField()
+    slot = models.PositiveIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    lease_expires_at = models.DateTimeField()
+    draft_state = models.JSONField(null=True, blank=True)
+    draft_active_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    draft_saved_at = models.DateTimeField(null=True, blank=True)
+    labeling = models.OneToOneField(
+        Labeling, on_delete=models.PROTECT, null=True, blank=True, related_name="assignment"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Regular tasks: a slot below the task's N. QC/screening items: no slot.
+            models.CheckConstraint(
+                condition=(
+                    Q(task_kind="regular", slot__isnull=False, slot__lt=models.F("slots"))
+                    | (~Q(task_kind="regular") & Q(slot__isnull=True))
+                ),
+                name="assignment_slot_within_task",
+            ),
+            models.UniqueConstraint(
+                fields=["task", "slot"],
+                condition=Q(state__in=["active", "submitted"]),
+                name="assignment_one_holder_per_slot",
+            ),
+            models.UniqueConstraint(
+                fields=["task", "labeler"],
+                condition=Q(state__in=["active", "submitted"]),
+                name="assignment_task_once_per_labeler",
+            ),
+            models.UniqueConstraint(
+                fields=["labeler"],
+                condition=Q(state="active"),
+                name="assignment_one_open_lease_per_labeler",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="submitted", labeling__isnull=False)
+                | (~Q(state="submitted") & Q(labeling__isnull=True)),
+                name="assignment_labeling_iff_submitted",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["task", "state"]),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(state="active"),
+                name="assignment_active_lease_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} of task {self.task_id} to {self.labeler_id} ({self.state})"
