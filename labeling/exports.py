@@ -140,11 +140,7 @@ def _prm800k_line_sql() -> str:
     )
 
 
-def prm800k_query(export_filter: ExportFilter) -> tuple[str, list[Any]]:
-    """The SELECT producing one PRM800K line (text) per labeling, in labeling id order.
-
-    Also used by the export benchmark as the body of its ``COPY (...) TO STDOUT`` baseline.
-    """
+def _from_where(export_filter: ExportFilter) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if export_filter.generation is not None:
@@ -167,7 +163,6 @@ def prm800k_query(export_filter: ExportFilter) -> tuple[str, list[Any]]:
         where.append("l.finish_reason = ANY(%s)")
         params.append(list(export_filter.finish_reasons))
     sql = (
-        f"SELECT {_prm800k_line_sql()} AS line"
         f" FROM {Labeling._meta.db_table} l"
         f" JOIN {Solution._meta.db_table} s ON s.id = l.solution_id"
         f" JOIN {Problem._meta.db_table} p ON p.id = s.problem_id"
@@ -175,9 +170,25 @@ def prm800k_query(export_filter: ExportFilter) -> tuple[str, list[Any]]:
         f" JOIN {get_user_model()._meta.db_table} u ON u.id = lr.user_id"
         f" LEFT JOIN {Generation._meta.db_table} g ON g.id = l.generation_id"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY l.id"
     )
     return sql, params
+
+
+def prm800k_query(export_filter: ExportFilter) -> tuple[str, list[Any]]:
+    """The SELECT producing one PRM800K line (text) per labeling, in labeling id order.
+
+    Also used by the export benchmark as the body of its ``COPY (...) TO STDOUT`` baseline.
+    """
+    from_where, params = _from_where(export_filter)
+    return f"SELECT {_prm800k_line_sql()} AS line{from_where} ORDER BY l.id", params
+
+
+def count_labelings(export_filter: ExportFilter) -> int:
+    """How many labelings an export with this filter covers (for progress bars)."""
+    from_where, params = _from_where(export_filter)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*){from_where}", params)
+        return cursor.fetchone()[0]
 
 
 def _stream_lines(sql: str, params: list[Any], *, batch_size: int) -> Iterator[str]:
@@ -227,6 +238,13 @@ def iter_prm800k_lines(
 # --- stepwise supervision ---------------------------------------------------------------------
 
 EXCLUDED_BY_DEFAULT = (Labeling.FinishReason.GIVE_UP, Labeling.FinishReason.BAD_PROBLEM)
+
+
+def stepwise_finish_reasons(*, include_unfinished: bool) -> tuple[str, ...] | None:
+    """The finish reasons the stepwise export keeps (None: all of them)."""
+    if include_unfinished:
+        return None
+    return tuple(str(r) for r in Labeling.FinishReason if r not in EXCLUDED_BY_DEFAULT)
 
 
 def _is_good(rating: int, *, neutral_is_positive: bool) -> bool:
@@ -312,11 +330,7 @@ def iter_stepwise_lines(
     - Labelings that gave up or reported a bad problem are left out unless
       ``include_unfinished``.
     """
-    finish_reasons = None
-    if not include_unfinished:
-        finish_reasons = tuple(
-            str(reason) for reason in Labeling.FinishReason if reason not in EXCLUDED_BY_DEFAULT
-        )
+    finish_reasons = stepwise_finish_reasons(include_unfinished=include_unfinished)
     sql, params = prm800k_query(
         ExportFilter(
             generation=generation,
