@@ -1,0 +1,337 @@
+"""`python manage.py simulate_rounds`: active vs uniform selection with an oracle labeler.
+
+The loop itself lives in ``active_learning.simulation`` (no Django); this command builds the pool,
+the held-out set, the oracle and the tiny backbone, runs it and writes the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+QUICK = {
+    "rounds": 2,
+    "per_round": 8,
+    "pool_problems": 12,
+    "samples_per_problem": 4,
+    "heldout_problems": 8,
+    "oracle_problems": 16,
+    "epochs": 1.0,
+}
+DEFAULTS = {
+    "rounds": 5,
+    "per_round": 40,
+    "pool_problems": 150,
+    "samples_per_problem": 8,
+    "heldout_problems": 60,
+    "oracle_problems": 300,
+    "epochs": 3.0,
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Simulate active-learning rounds with an oracle labeler: K rounds with convincing "
+        "wrong-answer selection and K with uniform selection from the same pool and per-round "
+        "budget, a fresh PRM trained after each round, quality measured on a fixed held-out set. "
+        "Writes simulation.csv/.md/.json/.png and reports the data-efficiency ratio."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--rounds", type=int, help=f"rounds per arm (default {DEFAULTS['rounds']})"
+        )
+        parser.add_argument(
+            "--per-round",
+            type=int,
+            help=f"solutions labeled per round (default {DEFAULTS['per_round']})",
+        )
+        parser.add_argument(
+            "--pool-problems",
+            type=int,
+            help=f"synthetic problems in the candidate pool (default {DEFAULTS['pool_problems']})",
+        )
+        parser.add_argument(
+            "--samples-per-problem",
+            type=int,
+            help=f"candidate solutions per problem (default {DEFAULTS['samples_per_problem']})",
+        )
+        parser.add_argument(
+            "--heldout-problems",
+            type=int,
+            help=f"synthetic held-out problems (default {DEFAULTS['heldout_problems']})",
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--oracle",
+            choices=["synthetic", "imported", "prm"],
+            default="synthetic",
+            help="synthetic: the world's known step correctness; imported: labelings in the "
+            "database; prm: a PRM labels (negative when P(negative) > 20%%)",
+        )
+        parser.add_argument(
+            "--oracle-checkpoint",
+            help="PRM checkpoint for --oracle prm; without it a larger PRM is first trained on a "
+            "separate synthetic world",
+        )
+        parser.add_argument(
+            "--oracle-problems",
+            type=int,
+            help="synthetic problems that train the labeling PRM for --oracle prm "
+            f"(default {DEFAULTS['oracle_problems']})",
+        )
+        parser.add_argument(
+            "--heldout-fraction",
+            type=float,
+            default=0.2,
+            help="--oracle imported: share of problems held out for evaluation",
+        )
+        parser.add_argument("--epochs", type=float, help="epochs per round's training")
+        parser.add_argument("--learning-rate", type=float, default=1e-3)
+        parser.add_argument("--wrong-share", type=float, default=0.8)
+        parser.add_argument(
+            "--per-problem-cap",
+            type=int,
+            default=2,
+            help="at most this many solutions of one problem per active batch (0 = no cap)",
+        )
+        parser.add_argument(
+            "--metric",
+            choices=["step_auroc", "best_of_n"],
+            default="step_auroc",
+            help="quality the headline efficiency ratio compares",
+        )
+        parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+        parser.add_argument("--device", default="cpu")
+        parser.add_argument("--out", default="simulation-out", help="output folder")
+        parser.add_argument("--quick", action="store_true", help="a tiny run for tests and demos")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        import torch
+
+        from active_learning import simulation as sim
+
+        preset = QUICK if options["quick"] else DEFAULTS
+        knobs = {
+            key: options.get(key) if options.get(key) is not None else preset[key] for key in preset
+        }
+        for key in (
+            "rounds",
+            "per_round",
+            "pool_problems",
+            "samples_per_problem",
+            "heldout_problems",
+        ):
+            if knobs[key] < 1:
+                raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
+        if not 0 <= options["wrong_share"] <= 1:
+            raise CommandError("--wrong-share must be between 0 and 1")
+        if not 0 < options["heldout_fraction"] < 1:
+            raise CommandError("--heldout-fraction must be between 0 and 1")
+        if options["oracle"] != "prm" and options["oracle_checkpoint"]:
+            raise CommandError("--oracle-checkpoint only goes with --oracle prm")
+
+        seed = options["seed"]
+        torch.set_num_threads(max(1, options["threads"]))
+        sim.set_seed(seed)
+        torch.manual_seed(seed)
+        out = Path(options["out"])
+        started = time.perf_counter()
+
+        with tempfile.TemporaryDirectory(prefix="stepwise-simulation-") as tmp:
+            workdir = Path(tmp)
+            from training.prm.evaluate import step_metrics
+
+            from training.prm.synthetic import build_tiny_backbone, make_world
+
+            backbone = build_tiny_backbone(str(workdir / "backbone"), seed=seed)
+            training = sim.TrainingKnobs(
+                backbone_dir=backbone,
+                epochs=knobs["epochs"],
+                learning_rate=options["learning_rate"],
+                device=options["device"],
+            )
+            trainer = sim.default_trainer(training)
+
+            if options["oracle"] == "imported":
+                pool, heldout = load_imported_world(
+                    seed=seed, heldout_fraction=options["heldout_fraction"]
+                )
+                oracle: Any = sim.KnownCorrectnessOracle()
+                source = f"{len(pool)} imported solutions"
+            else:
+                pool = make_world(knobs["pool_problems"], knobs["samples_per_problem"], seed=seed)
+                heldout = make_world(
+                    knobs["heldout_problems"], knobs["samples_per_problem"], seed=seed + 1
+                )
+                _prefix_problem_ids(heldout, "heldout:")
+                source = (
+                    f"synthetic world: {knobs['pool_problems']} problems x "
+                    f"{knobs['samples_per_problem']} samples"
+                )
+                oracle = sim.KnownCorrectnessOracle()
+                if options["oracle"] == "prm":
+                    oracle = self._prm_oracle(sim, options, knobs, training, workdir, seed)
+                    # Held-out quality is measured against the labeler's own labels.
+                    heldout = [
+                        _with_ratings(s, r)
+                        for s, r in zip(heldout, oracle.label(heldout), strict=True)
+                    ]
+
+            self.stdout.write(
+                f"simulating {knobs['rounds']} rounds x {knobs['per_round']} solutions per arm "
+                f"on {source}; held-out {len(heldout)} solutions; oracle {options['oracle']}"
+            )
+            settings = sim.SimulationSettings(
+                rounds=knobs["rounds"],
+                per_round=knobs["per_round"],
+                seed=seed,
+                metric=options["metric"],
+            )
+            try:
+                result = sim.simulate(
+                    pool=pool,
+                    heldout=heldout,
+                    oracle=oracle,
+                    trainer=trainer,
+                    select_uniform=sim.uniform_selector(),
+                    select_active=sim.convincing_wrong_answer_selector(
+                        wrong_share=options["wrong_share"],
+                        per_problem_cap=options["per_problem_cap"] or None,
+                    ),
+                    step_metrics=step_metrics,
+                    settings=settings,
+                    workdir=workdir,
+                    log=self.stdout.write,
+                )
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+
+        title = (
+            f"simulate_rounds --oracle {options['oracle']} --seed {seed}: {source}, "
+            f"{knobs['rounds']} rounds x {knobs['per_round']}"
+        )
+        paths = sim.write_report(result, out, title=title)
+        self.stdout.write(f"data efficiency ({settings.metric}): {result.ratio().describe()}")
+        for kind, path in paths.items():
+            self.stdout.write(f"{kind}: {path}")
+        self.stdout.write(f"wall time {time.perf_counter() - started:.1f}s")
+
+    def _prm_oracle(self, sim, options, knobs, training, workdir: Path, seed: int):
+        from training.prm.score import RewardModelScorer
+
+        from training.prm.synthetic import make_world
+
+        checkpoint = options["oracle_checkpoint"]
+        if checkpoint:
+            if not Path(checkpoint).is_dir():
+                raise CommandError(f"--oracle-checkpoint {checkpoint} is not a directory")
+            return sim.PRMOracle(
+                RewardModelScorer.from_checkpoint(checkpoint, device=options["device"])
+            )
+        # The stand-in for PRM_large: same tiny backbone, more data and twice the epochs.
+        world = make_world(knobs["oracle_problems"], knobs["samples_per_problem"], seed=seed + 2)
+        labeled = [_with_ratings(s, sim.phase2_ratings(s.ratings)) for s in world]
+        self.stdout.write(f"training the labeling PRM on {len(labeled)} synthetic solutions")
+        bigger = sim.TrainingKnobs(**{**training.__dict__, "epochs": training.epochs * 2})
+        return sim.PRMOracle(sim.default_trainer(bigger)(labeled, seed, workdir / "oracle"))
+
+
+def _with_ratings(solution: Any, ratings: list[int]) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(solution, ratings=list(ratings))
+
+
+def _prefix_problem_ids(solutions: list[Any], prefix: str) -> None:
+    # The held-out world is drawn with another seed but may number its problems the same way.
+    for solution in solutions:
+        solution.problem_id = f"{prefix}{solution.problem_id}"
+
+
+def load_imported_world(*, seed: int, heldout_fraction: float) -> tuple[list[Any], list[Any]]:
+    """Solutions with a labeling in the database, as (pool, held-out), split by problem.
+
+    A step's rating is that of the labeled completion whose text is the step (completion 0 for
+    pre-generated solutions; the chosen or human completion for phase-1 trajectories); the first
+    labeling of a solution (by id) wins. Screening items are left out.
+    """
+    from labeling.models import LabeledStep, Labeling, Solution
+    from training.prm.data import LabeledSolution
+
+    first_labeling: dict[int, int] = {}
+    for labeling_id, solution_id in (
+        Labeling.objects.filter(is_screening=False).order_by("id").values_list("id", "solution_id")
+    ):
+        first_labeling.setdefault(solution_id, labeling_id)
+    if not first_labeling:
+        raise CommandError("--oracle imported: no labelings in the database (import PRM800K first)")
+
+    ratings_by_labeling: dict[int, dict[int, int | None]] = {}
+    labeled_steps = (
+        LabeledStep.objects.filter(labeling_id__in=first_labeling.values())
+        .prefetch_related("completions")
+        .order_by("labeling_id", "position")
+    )
+    step_texts: dict[int, dict[int, str]] = {}
+    solutions = {
+        s.id: s
+        for s in Solution.objects.filter(id__in=first_labeling)
+        .select_related("problem")
+        .prefetch_related("steps")
+    }
+    for solution in solutions.values():
+        step_texts[solution.id] = {step.position: step.text for step in solution.steps.all()}
+    labeling_solution = {lid: sid for sid, lid in first_labeling.items()}
+    for labeled_step in labeled_steps:
+        texts = step_texts[labeling_solution[labeled_step.labeling_id]]
+        text = texts.get(labeled_step.position)
+        rating = None
+        for completion in labeled_step.completions.all():
+            if completion.text == text:
+                rating = completion.rating
+                break
+        else:
+            if labeled_step.has_human_completion and labeled_step.human_completion_text == text:
+                rating = labeled_step.human_completion_rating
+        ratings_by_labeling.setdefault(labeled_step.labeling_id, {})[labeled_step.position] = rating
+
+    world: list[Any] = []
+    for solution_id in sorted(first_labeling):
+        solution = solutions[solution_id]
+        positions = sorted(step_texts[solution_id])
+        by_position = ratings_by_labeling.get(first_labeling[solution_id], {})
+        world.append(
+            LabeledSolution(
+                problem=solution.problem.text,
+                steps=[step_texts[solution_id][p] for p in positions],
+                ratings=[by_position.get(p) for p in positions],
+                problem_id=str(solution.problem_id),
+                is_correct=None
+                if solution.grade == Solution.Grade.UNGRADED
+                else solution.grade == Solution.Grade.CORRECT,
+            )
+        )
+    problems = sorted({s.problem_id for s in world})
+    held = {
+        pid
+        for pid in problems
+        if int(hashlib.sha256(f"{seed}:{pid}".encode()).hexdigest(), 16) % 10_000
+        < heldout_fraction * 10_000
+    }
+    if not held or len(held) == len(problems):
+        # Too few problems for the hash split to land on both sides: hold out a seeded share.
+        shuffled = list(problems)
+        random.Random(seed).shuffle(shuffled)
+        held = set(shuffled[: max(1, round(len(problems) * heldout_fraction))])
+    if len(held) == len(problems):
+        raise CommandError("--oracle imported needs labelings of at least two problems")
+    pool = [s for s in world if s.problem_id not in held]
+    heldout = [s for s in world if s.problem_id in held]
+    return pool, heldout

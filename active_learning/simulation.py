@@ -1,0 +1,563 @@
+"""Active learning against an oracle labeler: does convincing-wrong-answer selection save labels?
+
+The loop of the paper's small-scale study, in memory and without Django:
+
+1. A pool of candidate solutions and a disjoint held-out set (by problem) are fixed up front.
+2. Each round selects ``per_round`` unlabeled solutions from the pool, has the oracle label them
+   like phase 2 (steps up to and including the first negative one), trains a FRESH reward model
+   on every label so far and evaluates it on the held-out set.
+3. Two arms share the pool, the per-round budget and the seed: "active" selects with the
+   convincing-wrong-answer strategy scored by the arm's latest PRM; "uniform" selects at random.
+   Round 1 has no PRM yet, so both arms start uniform (the paper's first round is uniform too);
+   with the same seed the two arms pick the same round-1 batch, so that round is trained once.
+
+The data-efficiency ratio compares the two quality-vs-labels curves (see ``efficiency_ratio``).
+
+Training, scoring and selection are injected (``Trainer``, ``Selector``) so the loop itself can be
+tested with hand-made parts; ``default_trainer`` and ``default_selectors`` wire in
+``training.prm`` and ``active_learning.strategies``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from active_learning.strategies import (
+    DEFAULT_WRONG_SHARE,
+    Candidate,
+    convincing_wrong_answer,
+    uniform,
+)
+
+# A negative step is one the labeling PRM gives more than this probability of being negative
+# (the paper's rule for letting PRM_large stand in for people).
+PRM_ORACLE_NEGATIVE_THRESHOLD = 0.2
+
+ARMS = ("active", "uniform")
+METRICS = ("step_auroc", "best_of_n")
+
+
+class Scorer(Protocol):
+    def score(self, items: Sequence[tuple[str, list[str]]]) -> list[Any]: ...
+
+
+# (labeled solutions so far, seed, work directory) -> a scorer for the freshly trained model
+Trainer = Callable[[list[Any], int, Path], Scorer]
+
+# (candidates, their pool ids, their PRM scores or None, how many, seed) -> chosen pool ids,
+# most wanted first
+Selector = Callable[[list[Any], list[int], list[Any] | None, int, int], list[int]]
+
+
+# ------------------------------------------------------------------------------------ oracles
+
+
+def phase2_ratings(ratings: Sequence[int | None]) -> list[int]:
+    """The ratings a phase-2 labeler hands in: every step up to and including the first -1.
+
+    Labeling stops at the first unrated step too (imported labels may end early).
+    """
+    out: list[int] = []
+    for rating in ratings:
+        if rating is None:
+            break
+        out.append(int(rating))
+        if rating == -1:
+            break
+    return out
+
+
+def rating_from_prm(
+    probs: tuple[float, float, float], *, threshold: float = PRM_ORACLE_NEGATIVE_THRESHOLD
+) -> int:
+    """One step's rating from a labeling PRM's (p_negative, p_neutral, p_positive).
+
+    Negative when p_negative > threshold (strictly, as in the paper); otherwise the more likely
+    of neutral and positive, positive on a tie.
+    """
+    p_negative, p_neutral, p_positive = probs
+    if p_negative > threshold:
+        return -1
+    return 0 if p_neutral > p_positive else 1
+
+
+class KnownCorrectnessOracle:
+    """Labels with the correctness the world already knows (synthetic truth or imported labels)."""
+
+    name = "known"
+
+    def label(self, solutions: Sequence[Any]) -> list[list[int]]:
+        return [phase2_ratings(solution.ratings) for solution in solutions]
+
+
+class PRMOracle:
+    """A reward model stands in for the labeler, with the paper's 20% rule."""
+
+    name = "prm"
+
+    def __init__(self, scorer: Scorer, *, threshold: float = PRM_ORACLE_NEGATIVE_THRESHOLD) -> None:
+        self.scorer = scorer
+        self.threshold = threshold
+
+    def label(self, solutions: Sequence[Any]) -> list[list[int]]:
+        if not solutions:
+            return []
+        scores = self.scorer.score([(s.problem, list(s.steps)) for s in solutions])
+        return [
+            phase2_ratings([rating_from_prm(p, threshold=self.threshold) for p in sc.step_probs])
+            for sc in scores
+        ]
+
+
+# ------------------------------------------------------------------------- data efficiency
+
+
+def _running_max(values: Sequence[float]) -> list[float]:
+    best = -math.inf
+    out = []
+    for value in values:
+        best = max(best, value)
+        out.append(best)
+    return out
+
+
+def labels_to_reach(
+    labels: Sequence[float], quality: Sequence[float], target: float
+) -> float | None:
+    """Fewest labels at which the piecewise-linear curve through (labels, quality) reaches target.
+
+    The curve is first replaced by its running maximum (the platform keeps the best model so far:
+    a new PRM becomes active only if it does not regress). None when it never gets there.
+    """
+    envelope = _running_max(quality)
+    for i, value in enumerate(envelope):
+        if value >= target:
+            if i == 0 or envelope[i] == envelope[i - 1]:
+                return float(labels[i])
+            x0, x1 = labels[i - 1], labels[i]
+            y0, y1 = envelope[i - 1], envelope[i]
+            return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
+    return None
+
+
+@dataclass
+class EfficiencyRatio:
+    """How many labels uniform selection needs for the quality active learning reaches."""
+
+    target_quality: float
+    active_labels: float
+    uniform_labels: float | None  # None: uniform never reaches the target within its budget
+    ratio: float | None
+    ratio_lower_bound: float | None  # set when uniform never reaches: ratio > this
+
+    def describe(self) -> str:
+        if self.ratio is not None:
+            return (
+                f"{self.ratio:.2f}x (uniform needs {self.uniform_labels:.1f} labels for the "
+                f"quality {self.target_quality:.4f} active reaches with {self.active_labels:.0f})"
+            )
+        return (
+            f"> {self.ratio_lower_bound:.2f}x (uniform never reaches the quality "
+            f"{self.target_quality:.4f} that active reaches with {self.active_labels:.0f} labels)"
+        )
+
+
+def efficiency_ratio(
+    active: Sequence[tuple[float, float]], uniform: Sequence[tuple[float, float]]
+) -> EfficiencyRatio:
+    """Data-efficiency ratio from two curves of (labels, quality) points, in label order.
+
+    Target = the best quality active learning reaches within its budget; active_labels = the
+    labels at which it first gets there. uniform_labels = where uniform's running-max curve,
+    linearly interpolated between rounds, first reaches the target. Ratio = uniform / active.
+    If uniform never gets there, the ratio is only bounded below by uniform's budget / active.
+    """
+    if not active or not uniform:
+        raise ValueError("both curves need at least one point")
+    a_labels = [p[0] for p in active]
+    a_quality = [p[1] for p in active]
+    u_labels = [p[0] for p in uniform]
+    u_quality = [p[1] for p in uniform]
+    target = max(a_quality)
+    active_needed = labels_to_reach(a_labels, a_quality, target)
+    assert active_needed is not None  # the target is one of active's own points
+    uniform_needed = labels_to_reach(u_labels, u_quality, target)
+    if uniform_needed is None:
+        return EfficiencyRatio(target, active_needed, None, None, u_labels[-1] / active_needed)
+    return EfficiencyRatio(
+        target, active_needed, uniform_needed, uniform_needed / active_needed, None
+    )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def best_of_n_accuracy(heldout: Sequence[Any], scores: Sequence[Any]) -> float:
+    """Share of held-out problems whose top-scored sample has a correct final answer.
+
+    N is the number of samples the held-out set has per problem; ties go to the earlier sample.
+    """
+    best: dict[str, tuple[float, bool]] = {}
+    for solution, sc in zip(heldout, scores, strict=True):
+        key = solution.problem_id or solution.problem
+        if key not in best or sc.score > best[key][0]:
+            best[key] = (sc.score, bool(solution.is_correct))
+    if not best:
+        return float("nan")
+    return sum(correct for _, correct in best.values()) / len(best)
+
+
+def evaluate(
+    scorer: Scorer,
+    heldout: Sequence[Any],
+    step_metrics: Callable[[list[Any], list[Any]], dict],
+) -> dict[str, float]:
+    scores = scorer.score([(s.problem, list(s.steps)) for s in heldout])
+    metrics = step_metrics(list(scores), list(heldout))
+    return {
+        "step_auroc": float(metrics.get("step_auroc", float("nan"))),
+        "best_of_n": best_of_n_accuracy(heldout, scores),
+    }
+
+
+# ---------------------------------------------------------------------------------- loop
+
+
+@dataclass
+class SimulationSettings:
+    rounds: int = 5
+    per_round: int = 40
+    seed: int = 0
+    metric: str = "step_auroc"  # which quality the efficiency ratio compares
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError("rounds must be at least 1")
+        if self.per_round < 1:
+            raise ValueError("per_round must be at least 1")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}")
+
+
+@dataclass
+class RoundResult:
+    arm: str
+    round: int
+    strategy: str
+    solutions_labeled: int
+    steps_labeled: int
+    wrong_answer_share: float  # of this round's batch: how many had a wrong final answer
+    negative_share: float  # of this round's batch: how many got a negative step from the oracle
+    step_auroc: float
+    best_of_n: float
+    train_seconds: float
+
+
+@dataclass
+class SimulationResult:
+    settings: SimulationSettings
+    rows: list[RoundResult] = field(default_factory=list)
+
+    def curve(self, arm: str, metric: str | None = None) -> list[tuple[float, float]]:
+        metric = metric or self.settings.metric
+        return [
+            (float(r.solutions_labeled), float(getattr(r, metric)))
+            for r in self.rows
+            if r.arm == arm
+        ]
+
+    def ratio(self, metric: str | None = None) -> EfficiencyRatio:
+        return efficiency_ratio(self.curve("active", metric), self.curve("uniform", metric))
+
+
+def simulate(
+    *,
+    pool: list[Any],
+    heldout: list[Any],
+    oracle: Any,
+    trainer: Trainer,
+    select_uniform: Selector,
+    select_active: Selector,
+    step_metrics: Callable[[list[Any], list[Any]], dict],
+    settings: SimulationSettings,
+    workdir: Path,
+    log: Callable[[str], None] = lambda message: None,
+) -> SimulationResult:
+    """Run both arms and return one row per (arm, round). Deterministic for a given seed."""
+    if settings.per_round * settings.rounds > len(pool):
+        raise ValueError(
+            f"the pool has {len(pool)} solutions, fewer than rounds x per_round = "
+            f"{settings.rounds * settings.per_round}"
+        )
+    if not heldout:
+        raise ValueError("the held-out set is empty")
+    result = SimulationResult(settings=settings)
+    # Round 1 of the first arm: (labeled ids, training set, row, trained scorer).
+    shared_first: tuple[list[int], list[Any], RoundResult, Scorer] | None = None
+
+    for arm in ARMS:
+        labeled_ids: list[int] = []
+        training: list[Any] = []
+        scorer: Scorer | None = None
+        for round_number in range(1, settings.rounds + 1):
+            round_seed = settings.seed * 1000 + round_number
+            if round_number == 1 and shared_first is not None:
+                # Same seed, same uniform pick: reuse the other arm's round 1 as is.
+                labeled_ids, training = list(shared_first[0]), list(shared_first[1])
+                row = dataclasses.replace(shared_first[2], arm=arm)
+                scorer = shared_first[3]
+                result.rows.append(row)
+                log(_row_line(row))
+                continue
+            taken = set(labeled_ids)
+            remaining = [i for i in range(len(pool)) if i not in taken]
+            candidates = [pool[i] for i in remaining]
+            if arm == "active" and scorer is not None:
+                strategy = "convincing_wrong_answer"
+                cand_scores = scorer.score([(s.problem, list(s.steps)) for s in candidates])
+                picked = select_active(
+                    candidates, remaining, list(cand_scores), settings.per_round, round_seed
+                )
+            else:
+                strategy = "uniform"
+                picked = select_uniform(candidates, remaining, None, settings.per_round, round_seed)
+            if (
+                len(set(picked)) != len(picked)
+                or len(picked) > settings.per_round
+                or not taken.isdisjoint(picked)
+                or not set(picked) <= set(remaining)
+            ):
+                raise ValueError(f"the {strategy} selector returned an invalid batch: {picked}")
+            batch = [pool[i] for i in picked]
+            labels = oracle.label(batch)
+            for pool_id, solution, ratings in zip(picked, batch, labels, strict=True):
+                labeled_ids.append(pool_id)
+                training.append(dataclasses.replace(solution, ratings=list(ratings)))
+
+            started = time.perf_counter()
+            scorer = trainer(list(training), settings.seed, workdir / f"{arm}-round{round_number}")
+            train_seconds = time.perf_counter() - started
+            quality = evaluate(scorer, heldout, step_metrics)
+            row = RoundResult(
+                arm=arm,
+                round=round_number,
+                strategy=strategy,
+                solutions_labeled=len(training),
+                steps_labeled=sum(len(s.ratings) for s in training),
+                wrong_answer_share=_share(batch, lambda s: s.is_correct is False),
+                negative_share=_share(labels, lambda r: -1 in r),
+                step_auroc=quality["step_auroc"],
+                best_of_n=quality["best_of_n"],
+                train_seconds=round(train_seconds, 2),
+            )
+            result.rows.append(row)
+            log(_row_line(row))
+            if round_number == 1 and shared_first is None:
+                shared_first = (list(labeled_ids), list(training), row, scorer)
+    return result
+
+
+def _share(items: Sequence[Any], predicate: Callable[[Any], bool]) -> float:
+    return sum(1 for item in items if predicate(item)) / len(items) if items else 0.0
+
+
+def _row_line(row: RoundResult) -> str:
+    return (
+        f"{row.arm:7s} round {row.round}: {row.solutions_labeled} solutions "
+        f"({row.steps_labeled} steps, {row.wrong_answer_share:.0%} wrong answers) "
+        f"step AUROC {row.step_auroc:.4f}  best-of-N {row.best_of_n:.3f}  "
+        f"train {row.train_seconds:.1f}s"
+    )
+
+
+# --------------------------------------------------------------------------------- output
+
+COLUMNS = [f.name for f in dataclasses.fields(RoundResult)]
+
+
+def write_report(result: SimulationResult, out: Path, *, title: str = "") -> dict[str, Path]:
+    """Write simulation.csv, simulation.md, simulation.json and simulation.png under out."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "csv": out / "simulation.csv",
+        "markdown": out / "simulation.md",
+        "json": out / "simulation.json",
+        "plot": out / "simulation.png",
+    }
+    with open(paths["csv"], "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow(_formatted(row))
+
+    ratios = {metric: result.ratio(metric) for metric in METRICS}
+    lines = [f"# {title}" if title else "# Simulation", ""]
+    lines.append("| " + " | ".join(COLUMNS) + " |")
+    lines.append("|" + "---|" * len(COLUMNS))
+    for row in result.rows:
+        lines.append("| " + " | ".join(str(v) for v in _formatted(row).values()) + " |")
+    lines.append("")
+    for metric, ratio in ratios.items():
+        marker = " (headline)" if metric == result.settings.metric else ""
+        lines.append(f"- data efficiency on {metric}{marker}: {ratio.describe()}")
+    paths["markdown"].write_text("\n".join(lines) + "\n")
+
+    summary = {
+        "settings": dataclasses.asdict(result.settings),
+        "efficiency": {metric: dataclasses.asdict(r) for metric, r in ratios.items()},
+        "rows": [_formatted(r) for r in result.rows],
+    }
+    paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    plot_curves(result, paths["plot"], title=title)
+    return paths
+
+
+def _formatted(row: RoundResult) -> dict[str, Any]:
+    values = dataclasses.asdict(row)
+    for key in ("wrong_answer_share", "negative_share", "step_auroc", "best_of_n"):
+        values[key] = round(values[key], 4)
+    return values
+
+
+def plot_curves(result: SimulationResult, path: Path, *, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(10, 4), dpi=100)
+    styles = {
+        "active": ("tab:red", "o", "active (convincing wrong answer)"),
+        "uniform": ("tab:blue", "s", "uniform"),
+    }
+    for ax, metric in zip(axes, METRICS, strict=True):
+        for arm in ARMS:
+            points = result.curve(arm, metric)
+            color, marker, label = styles[arm]
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                color=color,
+                marker=marker,
+                label=label,
+            )
+        ax.set_xlabel("solutions labeled")
+        ax.set_ylabel(
+            {"step_auroc": "held-out step AUROC", "best_of_n": "held-out best-of-N accuracy"}[
+                metric
+            ]
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ratio = result.ratio()
+    fig.suptitle(
+        (title + "\n" if title else "")
+        + f"data efficiency ({result.settings.metric}): {ratio.describe()}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+@dataclass
+class TrainingKnobs:
+    """How each round's fresh PRM is trained (kept small: it runs once per round on CPU)."""
+
+    backbone_dir: str
+    epochs: float = 3.0
+    learning_rate: float = 1e-3
+    batch_tokens: int = 4096
+    device: str | None = "cpu"
+
+
+def default_trainer(knobs: TrainingKnobs) -> Trainer:
+    """A Trainer that fine-tunes a fresh copy of the tiny backbone with training.prm."""
+    from training.prm.score import RewardModelScorer
+    from training.prm.train import train_reward_model
+
+    from training.prm.config import TrainConfig
+
+    def train(labeled: list[Any], seed: int, workdir: Path) -> Scorer:
+        config = TrainConfig(
+            base_model=knobs.backbone_dir,
+            output_dir=str(workdir),
+            objective="prm",
+            epochs=knobs.epochs,
+            learning_rate=knobs.learning_rate,
+            batch_tokens=knobs.batch_tokens,
+            seed=seed,
+            device=knobs.device,
+        )
+        trained = train_reward_model(labeled, config)
+        return RewardModelScorer.from_checkpoint(trained.checkpoint_dir, device=knobs.device)
+
+    return train
+
+
+def _candidates(solutions: list[Any], ids: list[int], scores: list[Any] | None) -> list[Candidate]:
+    # Strategies key problems by int: number the problem ids in sorted order (stable per call).
+    numbers = {
+        pid: n for n, pid in enumerate(sorted({s.problem_id or s.problem for s in solutions}))
+    }
+    return [
+        Candidate(
+            solution_id=pool_id,
+            problem_id=numbers[solution.problem_id or solution.problem],
+            score=None if scores is None else float(scores[n].score),
+            # An ungraded answer is not known to be wrong.
+            is_wrong=solution.is_correct is False,
+            step_probs=None if scores is None else scores[n].step_probs,
+        )
+        for n, (solution, pool_id) in enumerate(zip(solutions, ids, strict=True))
+    ]
+
+
+def uniform_selector() -> Selector:
+    """Seeded uniform selection with ``strategies.uniform`` (the round seed is its seed)."""
+
+    def select(solutions: list[Any], ids: list[int], scores: Any, k: int, seed: int) -> list[int]:
+        return [p.solution_id for p in uniform(_candidates(solutions, ids, None), k, seed=seed)]
+
+    return select
+
+
+def convincing_wrong_answer_selector(
+    *, wrong_share: float = DEFAULT_WRONG_SHARE, per_problem_cap: int | None = 2
+) -> Selector:
+    """The paper's selection with ``strategies.convincing_wrong_answer`` over the whole pool."""
+
+    def select(solutions: list[Any], ids: list[int], scores: Any, k: int, seed: int) -> list[int]:
+        if scores is None:
+            raise ValueError("convincing wrong answer needs PRM scores")
+        picks = convincing_wrong_answer(
+            _candidates(solutions, ids, scores),
+            k,
+            wrong_share=wrong_share,
+            per_problem_cap=per_problem_cap,
+        )
+        return [p.solution_id for p in picks]
+
+    return select
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
