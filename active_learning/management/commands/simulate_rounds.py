@@ -15,6 +15,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+# Offsets that keep the held-out and labeling-PRM worlds apart from the pool (and from the pools of
+# nearby seeds, which draw problems with seed, seed + 1, ...).
+HELDOUT_SEED = 7919
+ORACLE_SEED = 104729
+
 QUICK = {
     "rounds": 2,
     "per_round": 8,
@@ -147,7 +152,6 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="stepwise-simulation-") as tmp:
             workdir = Path(tmp)
             from training.prm.evaluate import step_metrics
-
             from training.prm.synthetic import build_tiny_backbone, make_world
 
             backbone = build_tiny_backbone(str(workdir / "backbone"), seed=seed)
@@ -168,7 +172,9 @@ class Command(BaseCommand):
             else:
                 pool = make_world(knobs["pool_problems"], knobs["samples_per_problem"], seed=seed)
                 heldout = make_world(
-                    knobs["heldout_problems"], knobs["samples_per_problem"], seed=seed + 1
+                    knobs["heldout_problems"],
+                    knobs["samples_per_problem"],
+                    seed=seed + HELDOUT_SEED,
                 )
                 _prefix_problem_ids(heldout, "heldout:")
                 source = (
@@ -225,7 +231,6 @@ class Command(BaseCommand):
 
     def _prm_oracle(self, sim, options, knobs, training, workdir: Path, seed: int):
         from training.prm.score import RewardModelScorer
-
         from training.prm.synthetic import make_world
 
         checkpoint = options["oracle_checkpoint"]
@@ -236,7 +241,9 @@ class Command(BaseCommand):
                 RewardModelScorer.from_checkpoint(checkpoint, device=options["device"])
             )
         # The stand-in for PRM_large: same tiny backbone, more data and twice the epochs.
-        world = make_world(knobs["oracle_problems"], knobs["samples_per_problem"], seed=seed + 2)
+        world = make_world(
+            knobs["oracle_problems"], knobs["samples_per_problem"], seed=seed + ORACLE_SEED
+        )
         labeled = [_with_ratings(s, sim.phase2_ratings(s.ratings)) for s in world]
         self.stdout.write(f"training the labeling PRM on {len(labeled)} synthetic solutions")
         bigger = sim.TrainingKnobs(**{**training.__dict__, "epochs": training.epochs * 2})
