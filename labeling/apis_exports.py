@@ -1,0 +1,88 @@
+"""Admin-only streamed downloads of the PRM800K and stepwise-supervision exports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.http import StreamingHttpResponse
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from labeling.exports import iter_prm800k_lines, iter_stepwise_lines
+
+try:
+    from labeling.permissions import IsStepwiseAdmin
+except ImportError:  # pragma: no cover - until labeling/permissions.py lands
+    from rest_framework.permissions import BasePermission
+
+    class IsStepwiseAdmin(BasePermission):  # type: ignore[no-redef]
+        def has_permission(self, request, view) -> bool:
+            labeler = getattr(request.user, "labeler", None)
+            return bool(request.user and request.user.is_authenticated) and (
+                request.user.is_superuser or bool(labeler and labeler.is_admin)
+            )
+
+
+JSONL = "application/jsonl"
+
+
+class _FilterInput(serializers.Serializer):
+    generation = serializers.IntegerField(required=False, min_value=-1)
+    labeler = serializers.CharField(required=False, max_length=150)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    include_qc = serializers.BooleanField(required=False, default=True)
+    include_screening = serializers.BooleanField(required=False, default=True)
+
+    def validate(self, attrs: dict) -> dict:
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and since >= until:
+            raise serializers.ValidationError({"until": "must be later than since."})
+        return attrs
+
+
+def _download(lines: Iterator[str], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse((line + "\n" for line in lines), content_type=JSONL)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # Proxies must pass the lines on as they come, not buffer the whole export.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+class Prm800kExportApi(APIView):
+    """GET: every matching labeling as one PRM800K JSON line, streamed.
+
+    Query string: generation, labeler, since, until (ISO; since inclusive, until exclusive),
+    include_qc, include_screening (true/false).
+    """
+
+    permission_classes = [IsStepwiseAdmin]
+
+    class Input(_FilterInput):
+        pass
+
+    def get(self, request: Request) -> StreamingHttpResponse:
+        filters = self.Input(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        return _download(iter_prm800k_lines(**filters.validated_data), "prm800k.jsonl")
+
+
+class StepwiseExportApi(APIView):
+    """GET: stepwise-supervision lines ``{prompt, completions, labels}``, streamed.
+
+    Query string: the filters of the PRM800K export plus neutral_is_positive,
+    include_alternatives and include_unfinished (true/false).
+    """
+
+    permission_classes = [IsStepwiseAdmin]
+
+    class Input(_FilterInput):
+        neutral_is_positive = serializers.BooleanField(required=False, default=True)
+        include_alternatives = serializers.BooleanField(required=False, default=True)
+        include_unfinished = serializers.BooleanField(required=False, default=False)
+
+    def get(self, request: Request) -> StreamingHttpResponse:
+        options = self.Input(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        return _download(iter_stepwise_lines(**options.validated_data), "stepwise.jsonl")

@@ -1,0 +1,97 @@
+"""The admin-only streamed export downloads."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.http import StreamingHttpResponse
+from rest_framework.test import APIClient
+
+from labeling.models import Labeler
+from tests.exports import factories as f
+
+pytestmark = pytest.mark.django_db
+
+PRM800K = "/api/admin/exports/prm800k/"
+STEPWISE = "/api/admin/exports/stepwise/"
+T0 = datetime(2023, 2, 1, 8, 0, tzinfo=UTC)
+
+
+def _client(role: str) -> APIClient:
+    person = f.labeler(f"{role}-user")
+    person.role = role
+    person.save()
+    client = APIClient()
+    client.force_authenticate(person.user)
+    return client
+
+
+def _data():
+    steps = [{"completions": [("a", 1)], "chosen": 0}, {"completions": [("b", -1), ("c", 1)]}]
+    for name, day, gen in [("alice", 1, 4), ("bob", 2, 5)]:
+        f.labeling(
+            by=f.labeler(name),
+            of=f.solution(["a", "b"]),
+            steps=steps,
+            timestamp=T0.replace(day=day),
+            gen=f.generation(gen),
+            finish_reason="found_error",
+        )
+
+
+def _body(response) -> list[dict]:
+    assert isinstance(response, StreamingHttpResponse)
+    return [json.loads(x) for x in b"".join(response.streaming_content).decode().splitlines()]
+
+
+def test_admin_downloads_a_streamed_prm800k_file():
+    _data()
+    response = _client(Labeler.Role.ADMIN).get(PRM800K)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/jsonl"
+    assert "prm800k.jsonl" in response["Content-Disposition"]
+    assert [x["labeler"] for x in _body(response)] == ["alice", "bob"]
+
+
+def test_query_string_filters():
+    _data()
+    admin = _client(Labeler.Role.ADMIN)
+    assert [x["labeler"] for x in _body(admin.get(PRM800K, {"generation": 5}))] == ["bob"]
+    assert [x["labeler"] for x in _body(admin.get(PRM800K, {"labeler": "alice"}))] == ["alice"]
+    window = {"since": "2023-02-02T00:00:00Z", "include_qc": "false"}
+    assert [x["labeler"] for x in _body(admin.get(PRM800K, window))] == ["bob"]
+    assert _body(admin.get(PRM800K, {"until": "2023-02-01T08:00:00Z"})) == []
+
+
+def test_stepwise_download_and_its_options():
+    _data()
+    admin = _client(Labeler.Role.ADMIN)
+    records = _body(admin.get(STEPWISE, {"labeler": "bob"}))
+    assert records == [
+        {"prompt": "What is $1+1$?", "completions": ["a", "b"], "labels": [True, False]},
+        {"prompt": "What is $1+1$?", "completions": ["a", "c"], "labels": [True, True]},
+    ]
+    only_path = _body(admin.get(STEPWISE, {"labeler": "bob", "include_alternatives": "false"}))
+    assert only_path == records[:1]
+
+
+def test_bad_filters_answer_400_per_field():
+    admin = _client(Labeler.Role.ADMIN)
+    response = admin.get(PRM800K, {"generation": "six", "since": "yesterday"})
+    assert response.status_code == 400
+    assert set(response.json()) == {"generation", "since"}
+    response = admin.get(
+        STEPWISE, {"since": "2023-02-02T00:00:00Z", "until": "2023-02-01T00:00:00Z"}
+    )
+    assert response.status_code == 400 and "until" in response.json()
+    response = admin.get(STEPWISE, {"neutral_is_positive": "maybe"})
+    assert response.status_code == 400 and "neutral_is_positive" in response.json()
+
+
+@pytest.mark.parametrize("url", [PRM800K, STEPWISE])
+def test_labelers_and_strangers_are_refused(url):
+    _data()
+    assert _client(Labeler.Role.LABELER).get(url).status_code == 403
+    assert APIClient().get(url).status_code in (401, 403)
