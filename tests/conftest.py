@@ -20,18 +20,30 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("STEPWISE_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 
+def _test_redis_db() -> str:
+    return os.environ.get("STEPWISE_TEST_REDIS_DB", "15")
+
+
 def _broker_for_tests(url: str) -> str:
-    db = os.environ.get("STEPWISE_TEST_REDIS_DB", "15")
-    parts = urlsplit(url)
-    if parts.scheme == "redis+socket":
-        return urlunsplit(parts._replace(query=f"virtual_host={db}"))
-    return urlunsplit(parts._replace(path=f"/{db}"))
+    if url.startswith("redis+socket://"):  # embedded Redis: a Unix socket, db as a query option
+        return url.split("?", 1)[0] + f"?virtual_host={_test_redis_db()}"
+    return urlunsplit(urlsplit(url)._replace(path=f"/{_test_redis_db()}"))
+
+
+def _cache_for_tests(broker_url: str) -> str:
+    if broker_url.startswith("redis+socket://"):
+        return (
+            "unix://"
+            + broker_url.removeprefix("redis+socket://").split("?", 1)[0]
+            + f"?db={_test_redis_db()}"
+        )
+    return broker_url
 
 
 def pytest_configure(config):
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
     os.environ["CELERY_BROKER_URL"] = _broker_for_tests(broker)
-    os.environ["CACHE_URL"] = os.environ["CELERY_BROKER_URL"].replace("redis+socket://", "unix://")
+    os.environ["CACHE_URL"] = _cache_for_tests(os.environ["CELERY_BROKER_URL"])
     os.environ.setdefault("CACHE_KEY_PREFIX", "stepwise-test")
 
 
