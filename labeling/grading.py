@@ -1,0 +1,180 @@
+"""Final-answer extraction and grading against a problem's reference answer.
+
+Grading normalizes both answers lightly (LaTeX spacing, ``\\dfrac``, units in ``\\text{}``,
+degrees, thousands separators), accepts an exact match, compares plain numbers exactly, and
+otherwise asks math-verify for symbolic equality. See docs/grading.md for where this differs
+from the paper's (more conservative) grader.
+
+math-verify guards its sympy work with ``signal.alarm``, which only works on a process's main
+thread. Off the main thread (dev server, thread pools) we call it without timeouts and instead
+refuse inputs that could make sympy run away (huge exponents or factorials, very long answers).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from fractions import Fraction
+from functools import lru_cache
+
+from math_verify import parse, verify
+
+# math-verify warns once when timeouts are disabled and logs every parse failure; both are
+# expected here (free-form answers), so keep them out of import progress output.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+ANSWER_MARKER = "# Answer"
+# Seconds math-verify may spend on one parse or one comparison (main thread only).
+SYMBOLIC_TIMEOUT_S = 3
+# Answers longer than this are only compared as normalized strings off the main thread.
+MAX_UNGUARDED_LENGTH = 200
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_SPACING = re.compile(r"\\[!,;:]|\\ |~|\\quad|\\qquad|\\displaystyle")
+_DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree")
+_TEXT_ONLY = re.compile(r"^\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}$")
+# A trailing unit such as "\text{ cm}" or "\mbox{inches}^2" after a value.
+_TRAILING_UNIT = re.compile(
+    r"(?<=\S)\s*\\(?:text|mbox|mathrm)\{\s*[A-Za-z][A-Za-z .]*\}(\^\{?\d\}?)?$"
+)
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)$")
+# A numeral in another base, "4210_{5}": math-verify would drop the subscript.
+_BASE_NUMERAL = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
+_SIMPLE_FRACTION = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(\d+)\}$")
+# sympy evaluates integer powers and factorials eagerly: 10^{100000} or 5000! can stall it.
+_RISKY = re.compile(r"\^\s*\{?\s*-?\d{4,}|\^\s*\{[^}]*\^|\d{4,}\s*!|\\underbrace|\\overbrace")
+
+
+def extract_final_answer(steps: list[str]) -> str | None:
+    """The solution's final answer: the text after the ``# Answer`` line of the last step,
+    else the content of the last ``\\boxed{...}`` in the solution, else None."""
+    if not steps:
+        return None
+    last = steps[-1]
+    lines = last.split("\n")
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].strip() == ANSWER_MARKER:
+            answer = "\n".join(lines[index + 1 :]).strip()
+            return answer or None
+    for step in reversed(steps):
+        boxed = last_boxed(step)
+        if boxed is not None:
+            return boxed
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (braces balanced), or None."""
+    matches = list(_BOXED.finditer(text))
+    for match in reversed(matches):
+        depth = 1
+        start = match.end()
+        for position in range(start, len(text)):
+            char = text[position]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    content = text[start:position].strip()
+                    return content or None
+    return None
+
+
+def normalize_answer(answer: str) -> str:
+    """Light, meaning-preserving clean-up applied before comparing two answers."""
+    text = answer.strip()
+    boxed = last_boxed(text) if "\\boxed" in text or "\\fbox" in text else None
+    if boxed is not None:
+        text = boxed
+    text = text.strip().strip("$").strip()
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    text = text.replace("\\left", "").replace("\\right", "")
+    text = _SPACING.sub(" ", text)
+    text = _DEGREES.sub("", text)
+    text = text.replace("\\%", "").replace("%", "").replace("\\$", "")
+    text = re.sub(r"\s+", " ", text).strip()
+    only_text = _TEXT_ONLY.match(text)
+    if only_text:
+        text = only_text.group(1).strip()
+    for _ in range(3):  # "5 \text{ cm}^2", at most a few stacked units
+        stripped = _TRAILING_UNIT.sub("", text).strip()
+        if stripped == text:
+            break
+        text = stripped
+    if _THOUSANDS.match(text):
+        text = text.replace("{,}", "").replace(",", "")
+    # "\frac12" -> "\frac{1}{2}"
+    text = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", text)
+    text = text.rstrip(".").strip()
+    return text
+
+
+def _exact_number(text: str) -> Fraction | None:
+    if _PLAIN_NUMBER.match(text):
+        return Fraction(text)
+    fraction = _SIMPLE_FRACTION.match(text)
+    if fraction:
+        sign, numerator, denominator = fraction.groups()
+        if int(denominator) == 0:
+            return None
+        value = Fraction(int(numerator), int(denominator))
+        return -value if sign else value
+    return None
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@lru_cache(maxsize=100_000)
+def _parsed(text: str, guarded: bool) -> list:
+    timeout = SYMBOLIC_TIMEOUT_S if guarded else None
+    return parse(f"${text}$", parsing_timeout=timeout)
+
+
+def _symbolically_equal(given: str, reference: str) -> bool:
+    guarded = _on_main_thread()
+    if not guarded and (
+        len(given) > MAX_UNGUARDED_LENGTH
+        or len(reference) > MAX_UNGUARDED_LENGTH
+        or _RISKY.search(given)
+        or _RISKY.search(reference)
+    ):
+        return False
+    gold = _parsed(reference, guarded)
+    target = _parsed(given, guarded)
+    if not gold or not target:
+        return False
+    return verify(gold, target, timeout_seconds=SYMBOLIC_TIMEOUT_S if guarded else None)
+
+
+@lru_cache(maxsize=100_000)
+def _grade_normalized(given: str, reference: str) -> bool:
+    if given == reference:
+        return True
+    reference_base = _BASE_NUMERAL.match(reference)
+    if reference_base:
+        # Digits must match exactly; the subscript may be left out but not changed.
+        given_base = _BASE_NUMERAL.match(given)
+        if given_base:
+            return given_base.groups() == reference_base.groups()
+        return given.upper() == reference_base.group(1).upper()
+    given_number = _exact_number(given)
+    reference_number = _exact_number(reference)
+    if given_number is not None and reference_number is not None:
+        return given_number == reference_number
+    return _symbolically_equal(given, reference)
+
+
+def grade_answer(given: str | None, reference: str) -> bool:
+    """True when ``given`` is the same answer as ``reference`` (normalized, then symbolic)."""
+    if given is None or not reference or not reference.strip():
+        return False
+    normalized_given = normalize_answer(given)
+    normalized_reference = normalize_answer(reference)
+    if not normalized_given or not normalized_reference:
+        return False
+    return _grade_normalized(normalized_given, normalized_reference)

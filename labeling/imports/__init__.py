@@ -1,0 +1,15 @@
+"""Imports: MATH problems, candidate solutions and raw PRM800K lines.
+
+Each import reads its file as a stream, validates every line (errors name the line and the
+field path), writes in large batches inside one transaction and skips what already exists.
+"""
+
+from labeling.imports.common import ImportLineError, ImportResult, solution_fingerprint
+from labeling.imports.prm800k import import_prm800k
+
+__all__ = [
+    "ImportLineError",
+    "ImportResult",
+    "import_prm800k",
+    "solution_fingerprint",
+]
