@@ -151,6 +151,24 @@ STEPWISE_ARTIFACT_DIR = Path(env("STEPWISE_ARTIFACT_DIR", default=str(VAR_DIR / 
 # Public data shipped beside the repository (see ../shared/data/README.md).
 STEPWISE_DATA_DIR = Path(env("STEPWISE_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 
+# PRM training (docs/training.md). A new version becomes active only if, per kind, its held-out
+# `metric` is at least the active version's minus `tolerance`.
+STEPWISE_PROMOTION_RULE = env.json(
+    "STEPWISE_PROMOTION_RULE",
+    default={
+        "prm": {"metric": "step_auroc", "tolerance": 0.0},
+        "orm": {"metric": "solution_auroc", "tolerance": 0.0},
+    },
+)
+STEPWISE_HELDOUT_FRACTION = env.float("STEPWISE_HELDOUT_FRACTION", default=0.1)
+# Retrain when this many labelings arrived since the active version's snapshot (0: never).
+STEPWISE_RETRAIN_MIN_NEW_LABELS = env.int("STEPWISE_RETRAIN_MIN_NEW_LABELS", default=1000)
+STEPWISE_RETRAIN_SCHEDULE_ENABLED = env.bool("STEPWISE_RETRAIN_SCHEDULE_ENABLED", default=False)
+STEPWISE_RETRAIN_INTERVAL_HOURS = env.int("STEPWISE_RETRAIN_INTERVAL_HOURS", default=24)
+# A running job whose heartbeat is older than this is taken for lost (its worker died).
+STEPWISE_TRAINING_STALE_SECONDS = env.int("STEPWISE_TRAINING_STALE_SECONDS", default=900)
+STEPWISE_TRAINING_MAX_ATTEMPTS = env.int("STEPWISE_TRAINING_MAX_ATTEMPTS", default=2)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -34,6 +34,7 @@ class PRMVersion(models.Model):
     checkpoint_path = models.CharField(max_length=1024, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -72,6 +73,12 @@ class TrainingRun(models.Model):
     error = models.TextField(blank=True, default="")
     celery_task_id = models.CharField(max_length=64, blank=True, default="")
     params = models.JSONField(default=dict, blank=True)
+    # How many times a worker picked the run up; a redelivery after a lost worker adds one.
+    attempts = models.PositiveIntegerField(default=0)
+    # "host:pid" of the process working on it, so a redelivery can tell a lost attempt
+    # (process gone) from a duplicate delivery while the first attempt still runs.
+    worker = models.CharField(max_length=255, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -80,8 +87,18 @@ class TrainingRun(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(progress__gte=0, progress__lte=1), name="training_run_progress_range"
-            )
+            ),
+            # One training of a version at a time: a second launch or a duplicate cannot start.
+            models.UniqueConstraint(
+                fields=["prm_version"],
+                condition=Q(kind="train", state__in=["queued", "running"]),
+                name="one_unfinished_training_per_version",
+            ),
         ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} of {self.prm_version_id} ({self.state})"
 
 
 class SolutionScore(models.Model):
