@@ -119,7 +119,28 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Per-user and per-client request budgets (kept in the Redis cache); `login` guards the
+    # token endpoint against password guessing.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("STEPWISE_THROTTLE_ANON", default="60/min"),
+        "user": env("STEPWISE_THROTTLE_USER", default="1200/min"),
+        "login": env("STEPWISE_THROTTLE_LOGIN", default="10/min"),
+    },
 }
+
+# Labeling (docs/task-leasing.md): lease length, the workspace heartbeats every 60 s; labelers
+# are admitted after screening at this share of steps agreeing with gold.
+STEPWISE_LEASE_SECONDS = env.int("STEPWISE_LEASE_SECONDS", default=300)
+STEPWISE_SCREENING_THRESHOLD = env.float("STEPWISE_SCREENING_THRESHOLD", default=0.75)
+# Browser login: at most this many failed attempts per username and per client address
+# within the window, then the login form answers 429 until the window passes.
+STEPWISE_LOGIN_MAX_FAILURES = env.int("STEPWISE_LOGIN_MAX_FAILURES", default=10)
+STEPWISE_LOGIN_WINDOW_SECONDS = env.int("STEPWISE_LOGIN_WINDOW_SECONDS", default=300)
 SPECTACULAR_SETTINGS = {
     "TITLE": "stepwise API",
     "DESCRIPTION": "Process supervision: labeling, PRM training and active-learning rounds.",

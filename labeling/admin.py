@@ -18,6 +18,19 @@ class LabelerAdmin(admin.ModelAdmin):
     list_display = ["__str__", "role", "screening_status", "screening_agreement", "created_at"]
     list_filter = ["role", "screening_status"]
     search_fields = ["user__username", "external_id"]
+    change_list_template = "admin/labeling/labeler/change_list.html"
+
+    def get_urls(self):
+        from django.urls import path
+
+        from labeling.admin_views import agreement_view
+
+        page = path(
+            "agreement/",
+            self.admin_site.admin_view(agreement_view(self.admin_site)),
+            name="labeling_agreement",
+        )
+        return [page, *super().get_urls()]
 
 
 @admin.register(models.Problem)

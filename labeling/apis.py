@@ -1,0 +1,327 @@
+"""The labeling API (contract: docs/task-leasing.md and the workspace's api.ts).
+
+Views validate input, call a service, serialize the result. Domain errors become DRF-style
+answers: 400 per field, 403 for someone else's assignment, 409 ``lease_lost``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import agreement, selectors, services
+from labeling.models import Labeler, LabelingTask
+from labeling.permissions import IsLabeler, IsStepwiseAdmin
+
+MAX_DRAFT_BYTES = 256 * 1024
+
+
+class LabelingApi(APIView):
+    permission_classes = [IsLabeler]
+
+    @property
+    def labeler(self) -> Labeler:
+        return self.request._stepwise_labeler
+
+    def handle_exception(self, exc):
+        if isinstance(exc, services.LabelingInvalid):
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, services.AssignmentNotFound):
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        if isinstance(exc, services.NotYourAssignment):
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        if isinstance(exc, services.LeaseLost):
+            return Response(
+                {"detail": str(exc), "code": "lease_lost"}, status=status.HTTP_409_CONFLICT
+            )
+        return super().handle_exception(exc)
+
+
+# ---------------------------------------------------------------- serializers
+
+
+class AlternativeOutput(serializers.Serializer):
+    position = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class StepOutput(serializers.Serializer):
+    position = serializers.IntegerField()
+    text = serializers.CharField()
+    alternatives = AlternativeOutput(many=True)
+
+
+class ProblemOutput(serializers.Serializer):
+    text = serializers.CharField()
+    reference_answer = serializers.CharField()
+
+
+class DraftOutput(serializers.Serializer):
+    state = serializers.JSONField()
+    active_ms = serializers.IntegerField()
+    saved_at = serializers.DateTimeField()
+
+
+class AssignmentOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField()
+    problem = ProblemOutput()
+    steps = StepOutput(many=True)
+    draft = DraftOutput(allow_null=True)
+
+
+class ClaimOutput(serializers.Serializer):
+    assignment = AssignmentOutput()
+
+
+class LeaseOutput(serializers.Serializer):
+    lease_expires_at = serializers.DateTimeField()
+
+
+class AlternativeRatingInput(serializers.Serializer):
+    position = serializers.IntegerField(min_value=1)
+    rating = serializers.IntegerField(min_value=-1, max_value=1, allow_null=True, required=False)
+    flagged = serializers.BooleanField(required=False, default=False)
+
+
+class StepRatingInput(serializers.Serializer):
+    position = serializers.IntegerField(min_value=0)
+    rating = serializers.IntegerField(min_value=-1, max_value=1, allow_null=True, required=False)
+    flagged = serializers.BooleanField(required=False, default=False)
+    alternatives = AlternativeRatingInput(many=True, required=False, default=list)
+
+
+class SubmitInput(serializers.Serializer):
+    finish_reason = serializers.ChoiceField(choices=sorted(services.FINISH_REASONS))
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    total_time_ms = serializers.IntegerField(min_value=0)
+    steps = StepRatingInput(many=True)
+
+
+class EndEarlyInput(serializers.Serializer):
+    reason = serializers.CharField(allow_blank=True, max_length=10000)
+    total_time_ms = serializers.IntegerField(min_value=0)
+    steps = StepRatingInput(many=True, required=False, default=list)
+
+
+class SubmitOutput(serializers.Serializer):
+    labeling_id = serializers.IntegerField()
+    finish_reason = serializers.CharField()
+
+
+class DraftInput(serializers.Serializer):
+    state = serializers.JSONField()
+    active_ms = serializers.IntegerField(min_value=0)
+
+    def validate_state(self, value):
+        if len(json.dumps(value, separators=(",", ":"))) > MAX_DRAFT_BYTES:
+            raise serializers.ValidationError(f"a draft may hold at most {MAX_DRAFT_BYTES} bytes")
+        return value
+
+
+class DraftSavedOutput(serializers.Serializer):
+    saved_at = serializers.DateTimeField()
+    lease_expires_at = serializers.DateTimeField()
+
+
+class RecentOutput(serializers.Serializer):
+    finished_at = serializers.DateTimeField()
+    total_time_ms = serializers.IntegerField(allow_null=True)
+    finish_reason = serializers.CharField()
+
+
+class MeOutput(serializers.Serializer):
+    username = serializers.CharField()
+    screening_status = serializers.ChoiceField(choices=Labeler.ScreeningStatus.choices)
+    tasks_today = serializers.IntegerField()
+    mean_time_ms_today = serializers.IntegerField(allow_null=True)
+    recent = RecentOutput(many=True)
+
+
+LEASE_LOST = OpenApiResponse(
+    description="lease_lost: the lease expired, was reassigned or the task was cancelled"
+)
+
+
+# ---------------------------------------------------------------- labeler endpoints
+
+
+class PingApi(LabelingApi):
+    """The framework's floor: an authenticated request that reads one row."""
+
+    @extend_schema(
+        responses=inline_serializer("PingOutput", {"labeler_id": serializers.IntegerField()})
+    )
+    def get(self, request):
+        return Response({"labeler_id": self.labeler.pk})
+
+
+class ClaimApi(LabelingApi):
+    @extend_schema(
+        request=None,
+        responses={200: ClaimOutput, 204: OpenApiResponse(description="no work right now")},
+    )
+    def post(self, request):
+        assignment = services.assignment_claim(labeler=self.labeler)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        payload = selectors.assignment_payload(assignment=assignment)
+        return Response(ClaimOutput({"assignment": payload}).data)
+
+
+class AssignmentHeartbeatApi(LabelingApi):
+    @extend_schema(request=None, responses={200: LeaseOutput, 409: LEASE_LOST})
+    def post(self, request, assignment_id: int):
+        assignment = services.assignment_heartbeat(
+            assignment_id=assignment_id, labeler=self.labeler
+        )
+        return Response(LeaseOutput(assignment).data)
+
+
+class AssignmentDraftApi(LabelingApi):
+    @extend_schema(request=DraftInput, responses={200: DraftSavedOutput, 409: LEASE_LOST})
+    def put(self, request, assignment_id: int):
+        data = DraftInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.assignment_save_draft(
+            assignment_id=assignment_id,
+            labeler=self.labeler,
+            state=data.validated_data["state"],
+            active_ms=data.validated_data["active_ms"],
+        )
+        return Response(
+            DraftSavedOutput(
+                {
+                    "saved_at": assignment.draft_saved_at,
+                    "lease_expires_at": assignment.lease_expires_at,
+                }
+            ).data
+        )
+
+
+def _finish(view: LabelingApi, *, assignment_id: int, data: dict) -> Response:
+    labeling, created = services.assignment_submit(
+        assignment_id=assignment_id,
+        labeler=view.labeler,
+        finish_reason=data["finish_reason"],
+        reason=data.get("reason", ""),
+        total_time_ms=data["total_time_ms"],
+        steps=data["steps"],
+    )
+    body = SubmitOutput({"labeling_id": labeling.pk, "finish_reason": labeling.finish_reason}).data
+    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class AssignmentSubmitApi(LabelingApi):
+    @extend_schema(
+        request=SubmitInput,
+        responses={201: SubmitOutput, 200: SubmitOutput, 409: LEASE_LOST},
+    )
+    def post(self, request, assignment_id: int):
+        data = SubmitInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _finish(self, assignment_id=assignment_id, data=dict(data.validated_data))
+
+
+class AssignmentEndEarlyApi(LabelingApi):
+    """Give up, or report a bad problem: a submit with that finish reason."""
+
+    finish_reason = ""
+
+    @extend_schema(
+        request=EndEarlyInput,
+        responses={201: SubmitOutput, 200: SubmitOutput, 409: LEASE_LOST},
+    )
+    def post(self, request, assignment_id: int):
+        data = EndEarlyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _finish(
+            self,
+            assignment_id=assignment_id,
+            data={**data.validated_data, "finish_reason": self.finish_reason},
+        )
+
+
+class AssignmentGiveUpApi(AssignmentEndEarlyApi):
+    finish_reason = "give_up"
+
+
+class AssignmentReportBadProblemApi(AssignmentEndEarlyApi):
+    finish_reason = "bad_problem"
+
+
+class MeApi(LabelingApi):
+    @extend_schema(responses=MeOutput)
+    def get(self, request):
+        return Response(MeOutput(selectors.labeler_summary(labeler=self.labeler)).data)
+
+
+class TokenApi(ObtainAuthToken):
+    """Username and password for an API token (scripts); throttled like a login form."""
+
+    throttle_scope = "login"
+
+
+# ---------------------------------------------------------------- admin endpoints
+
+
+class GoldInput(serializers.Serializer):
+    solution_id = serializers.IntegerField()
+    kind = serializers.ChoiceField(
+        choices=[LabelingTask.Kind.SCREENING.value, LabelingTask.Kind.QUALITY_CONTROL.value]
+    )
+    generation_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    gold_ratings = serializers.ListField(
+        child=serializers.IntegerField(min_value=-1, max_value=1),
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    expert_labeling_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class GoldOutput(serializers.Serializer):
+    task_id = serializers.IntegerField(source="pk")
+    kind = serializers.CharField()
+    generation_id = serializers.IntegerField()
+    gold_ratings = serializers.ListField(child=serializers.IntegerField())
+
+
+class AdminGoldApi(APIView):
+    """Mark a solution as a screening item or a generation's QC item, with gold ratings."""
+
+    permission_classes = [IsStepwiseAdmin]
+
+    @extend_schema(request=GoldInput, responses={201: GoldOutput})
+    def post(self, request):
+        data = GoldInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            task = services.task_mark_gold(**data.validated_data)
+        except services.LabelingInvalid as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        return Response(GoldOutput(task).data, status=status.HTTP_201_CREATED)
+
+
+class AdminAgreementApi(APIView):
+    """Inter-annotator agreement (Krippendorff's alpha, ordinal) and QC agreement."""
+
+    permission_classes = [IsStepwiseAdmin]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "AgreementReport",
+            {
+                "generations": serializers.ListField(child=serializers.DictField()),
+                "labelers": serializers.ListField(child=serializers.DictField()),
+                "qc": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
+    def get(self, request):
+        return Response(agreement.agreement_report())

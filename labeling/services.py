@@ -1,0 +1,660 @@
+"""Writes of the labeling app: leasing tasks, drafts, submitting labelings, screening, gold.
+
+The leasing invariants (at most N live holders per task, one labeler per solution, one open
+lease per labeler) are enforced by constraints on ``Assignment``; the code here only picks
+work in the right order and keeps the transactions short. See docs/task-leasing.md.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from active_learning.models import Generation
+from labeling.models import (
+    Assignment,
+    LabeledCompletion,
+    LabeledStep,
+    Labeler,
+    Labeling,
+    LabelingTask,
+    Solution,
+    Step,
+    StepAlternative,
+)
+
+LIVE_STATES = (Assignment.State.ACTIVE, Assignment.State.SUBMITTED)
+FINISH_REASONS = {choice.value for choice in Labeling.FinishReason}
+SCREENING_GENERATION_NUMBER = -1
+
+
+class LabelingError(Exception):
+    """Base of the domain errors the API turns into 4xx answers."""
+
+
+class AssignmentNotFound(LabelingError):
+    pass
+
+
+class NotYourAssignment(LabelingError):
+    pass
+
+
+class LeaseLost(LabelingError):
+    """The lease expired, was swept and maybe reassigned, or its task was cancelled."""
+
+
+class LabelingInvalid(LabelingError):
+    """Field-level validation errors: ``errors`` maps a field name to a list of messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.STEPWISE_LEASE_SECONDS)
+
+
+# ---------------------------------------------------------------- claiming
+
+
+def _lock_own_assignment(labeler: Labeler) -> Assignment | None:
+    return (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("task", "task__generation")
+        .filter(labeler=labeler, state=Assignment.State.ACTIVE)
+        .first()
+    )
+
+
+def _not_done_by(labeler: Labeler, tasks):
+    """Tasks whose solution this labeler has neither labeled nor holds."""
+    held = Assignment.objects.filter(task=OuterRef("pk"), labeler=labeler, state__in=LIVE_STATES)
+    labeled = Labeling.objects.filter(labeler=labeler, solution=OuterRef("solution_id"))
+    return tasks.filter(~Exists(held), ~Exists(labeled))
+
+
+def _shared_item(labeler: Labeler, tasks) -> LabelingTask | None:
+    """A QC or screening item (served to every labeler once; no slot, so no lock needed)."""
+    return (
+        _not_done_by(labeler, tasks)
+        .select_related("generation")
+        .order_by("generation__number", "-priority", "id")
+        .first()
+    )
+
+
+def _lock_regular_candidate(labeler: Labeler, now: datetime, skip: list[int]) -> int | None:
+    """Lock the first regular task with a free slot, skipping rows other claimers hold."""
+    live = Assignment.objects.filter(task=OuterRef("pk")).filter(
+        Q(state=Assignment.State.SUBMITTED)
+        | Q(state=Assignment.State.ACTIVE, lease_expires_at__gt=now)
+    )
+    held = live.order_by().values("task").annotate(n=Count("*")).values("n")
+    tasks = LabelingTask.objects.filter(
+        state=LabelingTask.State.OPEN,
+        kind=LabelingTask.Kind.REGULAR,
+        generation__state=Generation.State.ACTIVE,
+    ).exclude(id__in=skip)
+    return (
+        _not_done_by(labeler, tasks)
+        .annotate(held=Coalesce(Subquery(held), 0))
+        .filter(held__lt=F("labelings_required"))
+        .order_by("generation__number", "-priority", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def _free_slot(task: LabelingTask, now: datetime) -> int | None:
+    """With the task row locked: return its stale leases to the queue, then pick a free slot."""
+    Assignment.objects.filter(
+        task=task, state=Assignment.State.ACTIVE, lease_expires_at__lte=now
+    ).update(state=Assignment.State.EXPIRED)
+    taken = set(
+        Assignment.objects.filter(task=task, state__in=LIVE_STATES).values_list("slot", flat=True)
+    )
+    free = [slot for slot in range(task.labelings_required) if slot not in taken]
+    return free[0] if free else None
+
+
+def _open_assignment(labeler: Labeler, task: LabelingTask, slot: int | None) -> Assignment:
+    now = timezone.now()
+    # A labeler whose earlier lease on this task was swept gets their draft back.
+    previous = (
+        Assignment.objects.filter(task=task, labeler=labeler, draft_saved_at__isnull=False)
+        .order_by("-draft_saved_at")
+        .first()
+    )
+    return Assignment.objects.create(
+        task=task,
+        labeler=labeler,
+        task_kind=task.kind,
+        slots=task.labelings_required,
+        slot=slot,
+        lease_expires_at=now + lease_duration(),
+        draft_state=previous.draft_state if previous else None,
+        draft_active_ms=previous.draft_active_ms if previous else None,
+        draft_saved_at=previous.draft_saved_at if previous else None,
+    )
+
+
+def _claim_regular_or_qc(labeler: Labeler, now: datetime) -> Assignment | None:
+    qc_items = LabelingTask.objects.filter(
+        state=LabelingTask.State.OPEN,
+        kind=LabelingTask.Kind.QUALITY_CONTROL,
+        generation__state=Generation.State.ACTIVE,
+    )
+    skip: list[int] = []
+    for _attempt in range(20):  # bounded: each miss excludes one task
+        task_id = _lock_regular_candidate(labeler, now, skip)
+        if task_id is None:
+            break
+        task = LabelingTask.objects.select_related("generation").get(pk=task_id)
+        if random.random() < task.generation.qc_rate:
+            qc_task = _shared_item(labeler, qc_items.filter(generation=task.generation))
+            if qc_task is not None:
+                return _open_assignment(labeler, qc_task, slot=None)
+        slot = _free_slot(task, now)
+        if slot is not None:
+            return _open_assignment(labeler, task, slot=slot)
+        skip.append(task_id)  # filled by a claim that committed after our snapshot
+    # No regular work left: QC items still go to every labeler.
+    qc_task = _shared_item(labeler, qc_items)
+    return _open_assignment(labeler, qc_task, slot=None) if qc_task else None
+
+
+def _claim_once(labeler: Labeler) -> Assignment | None:
+    now = timezone.now()
+    own = _lock_own_assignment(labeler)
+    if own is not None and _task_cancelled(own.task):
+        own.state = Assignment.State.WITHDRAWN
+        own.save(update_fields=["state"])
+        own = None
+    if own is not None:
+        # Their own open lease comes back first; one that lapsed but was not yet swept still
+        # holds its slot, so it can simply be renewed.
+        own.lease_expires_at = now + lease_duration()
+        own.save(update_fields=["lease_expires_at"])
+        return own
+    labeler = Labeler.objects.get(pk=labeler.pk)  # fresh screening status
+    if labeler.screening_status == Labeler.ScreeningStatus.FAILED:
+        return None
+    if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
+        screening = _shared_item(labeler, screening_items())
+        if screening is not None:
+            return _open_assignment(labeler, screening, slot=None)
+        _screening_evaluate_if_complete(labeler)
+        return None  # nothing else before screening is passed
+    return _claim_regular_or_qc(labeler, now)
+
+
+def assignment_claim(*, labeler: Labeler) -> Assignment | None:
+    """Lease the next task to ``labeler`` (or return their open lease); None when no work.
+
+    One short transaction: candidate rows are locked with FOR UPDATE SKIP LOCKED, so concurrent
+    claimers never wait on each other. A constraint violation (e.g. the same labeler claiming
+    from two tabs at once) rolls back that try; the retry then finds the winning lease.
+    """
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _claim_once(labeler)
+        except IntegrityError:
+            continue
+    raise LeaseLost("could not claim a task, please retry")
+
+
+# ---------------------------------------------------------------- leases and drafts
+
+
+def _lock_live_assignment(*, assignment_id: int, labeler: Labeler, now: datetime) -> Assignment:
+    """Lock the caller's assignment; raise unless its lease is still theirs and running.
+
+    Call inside a transaction.
+    """
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("task", "task__generation")
+        .filter(pk=assignment_id)
+        .first()
+    )
+    if assignment is None:
+        raise AssignmentNotFound("no such assignment")
+    if assignment.labeler_id != labeler.pk:
+        raise NotYourAssignment("this assignment belongs to another labeler")
+    return assignment
+
+
+def _task_cancelled(task: LabelingTask) -> bool:
+    return (
+        task.state == LabelingTask.State.CANCELLED
+        or task.generation.state == Generation.State.CANCELLED
+    )
+
+
+def _ensure_lease_live(assignment: Assignment, now: datetime) -> None:
+    if assignment.state != Assignment.State.ACTIVE or assignment.lease_expires_at <= now:
+        raise LeaseLost("the lease on this task has expired or was reassigned")
+    if _task_cancelled(assignment.task):
+        raise LeaseLost("this task was cancelled")
+
+
+@transaction.atomic
+def assignment_heartbeat(*, assignment_id: int, labeler: Labeler) -> Assignment:
+    now = timezone.now()
+    assignment = _lock_live_assignment(assignment_id=assignment_id, labeler=labeler, now=now)
+    _ensure_lease_live(assignment, now)
+    assignment.lease_expires_at = now + lease_duration()
+    assignment.save(update_fields=["lease_expires_at"])
+    return assignment
+
+
+@transaction.atomic
+def assignment_save_draft(
+    *, assignment_id: int, labeler: Labeler, state: Any, active_ms: int
+) -> Assignment:
+    now = timezone.now()
+    assignment = _lock_live_assignment(assignment_id=assignment_id, labeler=labeler, now=now)
+    _ensure_lease_live(assignment, now)
+    assignment.draft_state = state
+    assignment.draft_active_ms = active_ms
+    assignment.draft_saved_at = now
+    assignment.lease_expires_at = now + lease_duration()
+    assignment.save(
+        update_fields=["draft_state", "draft_active_ms", "draft_saved_at", "lease_expires_at"]
+    )
+    return assignment
+
+
+def leases_expire(*, now: datetime | None = None) -> int:
+    """Return every lapsed lease to the queue (the beat sweep); safe to run any number of times."""
+    now = now or timezone.now()
+    return Assignment.objects.filter(
+        state=Assignment.State.ACTIVE, lease_expires_at__lte=now
+    ).update(state=Assignment.State.EXPIRED)
+
+
+# ---------------------------------------------------------------- submitting
+
+
+@dataclass(frozen=True)
+class _StepInput:
+    position: int
+    rating: int | None
+    flagged: bool
+    alternatives: list[dict[str, Any]]
+
+
+def _validate_steps(
+    *,
+    finish_reason: str,
+    reason: str,
+    raw_steps: list[dict[str, Any]],
+    step_texts: list[str],
+    alternatives: dict[int, dict[int, str]],
+) -> list[_StepInput]:
+    """Check a submission against the contract's rules; raise LabelingInvalid per field."""
+    errors: dict[str, list[str]] = {}
+    if finish_reason not in FINISH_REASONS:
+        raise LabelingInvalid({"finish_reason": [f"must be one of {sorted(FINISH_REASONS)}"]})
+    if finish_reason in {"give_up", "bad_problem"} and not reason.strip():
+        errors["reason"] = ["a reason is required when giving up or reporting a bad problem"]
+    steps = [
+        _StepInput(
+            position=s["position"],
+            rating=s.get("rating"),
+            flagged=bool(s.get("flagged", False)),
+            alternatives=list(s.get("alternatives") or []),
+        )
+        for s in raw_steps
+    ]
+    messages: list[str] = []
+    if [s.position for s in steps] != list(range(len(steps))):
+        messages.append("steps must be positions 0, 1, 2, ... in order, without gaps")
+    elif len(steps) > len(step_texts):
+        messages.append(f"the solution has only {len(step_texts)} steps")
+    if messages:
+        errors["steps"] = messages
+        raise LabelingInvalid(errors)
+
+    negatives = [s.position for s in steps if s.rating == -1]
+    with_alternatives = [s.position for s in steps if s.alternatives]
+    if finish_reason == "found_error":
+        if not steps or any(s.rating is None for s in steps):
+            messages.append("found_error needs every step up to the error rated")
+        elif negatives != [steps[-1].position]:
+            messages.append("found_error: the last step sent must be the first and only -1")
+        elif with_alternatives not in ([], [steps[-1].position]):
+            messages.append("alternatives are rated only on the erroneous step")
+    elif finish_reason == "solution":
+        if len(steps) != len(step_texts) or any(s.rating is None for s in steps):
+            messages.append("solution needs every step of the solution rated")
+        elif negatives:
+            messages.append("solution cannot contain a -1 step (use found_error)")
+        elif with_alternatives:
+            messages.append("alternatives are rated only after a -1 step")
+    else:
+        if negatives and negatives != [steps[-1].position]:
+            messages.append("a -1 step must be the last step sent")
+        elif with_alternatives and with_alternatives != negatives:
+            messages.append("alternatives are rated only on the -1 step")
+
+    if not messages:
+        for s in steps:
+            if not s.alternatives:
+                continue
+            offered = alternatives.get(s.position, {})
+            sent = [a["position"] for a in s.alternatives]
+            if len(set(sent)) != len(sent) or not set(sent) <= set(offered):
+                messages.append(
+                    f"step {s.position}: alternatives must be among positions {sorted(offered)}"
+                )
+            elif finish_reason == "found_error" and (
+                set(sent) != set(offered) or any(a.get("rating") is None for a in s.alternatives)
+            ):
+                messages.append(f"step {s.position}: rate every alternative")
+        if finish_reason == "found_error" and not with_alternatives:
+            offered = alternatives.get(steps[-1].position, {})
+            if offered:
+                messages.append(f"step {steps[-1].position}: rate every alternative")
+    if messages:
+        errors["steps"] = messages
+    if errors:
+        raise LabelingInvalid(errors)
+    return steps
+
+
+def _store_labeling(
+    *,
+    assignment: Assignment,
+    finish_reason: str,
+    reason: str,
+    total_time_ms: int,
+    steps: list[_StepInput],
+    step_texts: list[str],
+    alternatives: dict[int, dict[int, str]],
+    now: datetime,
+) -> Labeling:
+    task = assignment.task
+    labeling = Labeling.objects.create(
+        solution_id=task.solution_id,
+        labeler_id=assignment.labeler_id,
+        task=task,
+        generation_id=task.generation_id,
+        is_quality_control=task.kind == LabelingTask.Kind.QUALITY_CONTROL,
+        is_screening=task.kind == LabelingTask.Kind.SCREENING,
+        finish_reason=finish_reason,
+        finish_reason_text=reason,
+        total_time_ms=total_time_ms,
+        timestamp=now,
+        source=Labeling.Source.WORKSPACE,
+    )
+    labeled_steps = LabeledStep.objects.bulk_create(
+        LabeledStep(
+            labeling=labeling,
+            position=s.position,
+            # As in PRM800K phase 2: the step itself is chosen unless it is the -1 step.
+            chosen_completion=None if s.rating in (-1, None) else 0,
+        )
+        for s in steps
+    )
+    completions = []
+    for s, labeled in zip(steps, labeled_steps, strict=True):
+        completions.append(
+            LabeledCompletion(
+                labeled_step=labeled,
+                position=0,
+                text=step_texts[s.position],
+                rating=s.rating,
+                flagged=s.flagged,
+            )
+        )
+        for alt in sorted(s.alternatives, key=lambda a: a["position"]):
+            completions.append(
+                LabeledCompletion(
+                    labeled_step=labeled,
+                    position=alt["position"],
+                    text=alternatives[s.position][alt["position"]],
+                    rating=alt.get("rating"),
+                    flagged=bool(alt.get("flagged", False)),
+                )
+            )
+    LabeledCompletion.objects.bulk_create(completions)
+    return labeling
+
+
+def _solution_content(solution_id: int) -> tuple[list[str], dict[int, dict[int, str]]]:
+    step_texts = list(
+        Step.objects.filter(solution_id=solution_id)
+        .order_by("position")
+        .values_list("text", flat=True)
+    )
+    alternatives: dict[int, dict[int, str]] = {}
+    for step_position, position, text in StepAlternative.objects.filter(
+        step__solution_id=solution_id
+    ).values_list("step__position", "position", "text"):
+        alternatives.setdefault(step_position, {})[position] = text
+    return step_texts, alternatives
+
+
+@transaction.atomic
+def assignment_submit(
+    *,
+    assignment_id: int,
+    labeler: Labeler,
+    finish_reason: str,
+    reason: str,
+    total_time_ms: int,
+    steps: list[dict[str, Any]],
+) -> tuple[Labeling, bool]:
+    """Store the labeling of a leased task whole; returns (labeling, created).
+
+    A retried submit of an already submitted assignment returns the first labeling with
+    ``created=False`` and writes nothing.
+    """
+    now = timezone.now()
+    assignment = _lock_live_assignment(assignment_id=assignment_id, labeler=labeler, now=now)
+    if assignment.state == Assignment.State.SUBMITTED:
+        return assignment.labeling, False
+    _ensure_lease_live(assignment, now)
+    step_texts, alternatives = _solution_content(assignment.task.solution_id)
+    valid_steps = _validate_steps(
+        finish_reason=finish_reason,
+        reason=reason,
+        raw_steps=steps,
+        step_texts=step_texts,
+        alternatives=alternatives,
+    )
+    labeling = _store_labeling(
+        assignment=assignment,
+        finish_reason=finish_reason,
+        reason=reason,
+        total_time_ms=total_time_ms,
+        steps=valid_steps,
+        step_texts=step_texts,
+        alternatives=alternatives,
+        now=now,
+    )
+    assignment.state = Assignment.State.SUBMITTED
+    assignment.labeling = labeling
+    assignment.finished_at = now
+    assignment.save(update_fields=["state", "labeling", "finished_at"])
+
+    task = assignment.task
+    if task.kind == LabelingTask.Kind.REGULAR:
+        finished = Assignment.objects.filter(task=task, state=Assignment.State.SUBMITTED).count()
+        if finished >= task.labelings_required:
+            LabelingTask.objects.filter(pk=task.pk, state=LabelingTask.State.OPEN).update(
+                state=LabelingTask.State.DONE
+            )
+    elif task.kind == LabelingTask.Kind.SCREENING:
+        _screening_evaluate_if_complete(Labeler.objects.select_for_update().get(pk=labeler.pk))
+    return labeling, True
+
+
+# ---------------------------------------------------------------- screening and gold
+
+
+def screening_items():
+    return LabelingTask.objects.filter(
+        kind=LabelingTask.Kind.SCREENING,
+        state=LabelingTask.State.OPEN,
+        generation__number=SCREENING_GENERATION_NUMBER,
+    )
+
+
+def step_agreement(pairs: list[tuple[int, int]]) -> float | None:
+    """Share of (rating, gold) pairs that are equal; None when nothing was compared."""
+    if not pairs:
+        return None
+    return sum(1 for rating, gold in pairs if rating == gold) / len(pairs)
+
+
+def gold_pairs(labelings) -> list[tuple[int, int]]:
+    """(labeler's rating, gold rating) for every step both rated, over the given labelings.
+
+    Only the steps the labeler actually rated count: in phase 2 they stop at the first -1,
+    so steps past it have no rating to compare.
+    """
+    rows = LabeledCompletion.objects.filter(
+        labeled_step__labeling__in=labelings, position=0, rating__isnull=False
+    ).values_list("labeled_step__position", "rating", "labeled_step__labeling__task__gold_ratings")
+    return [
+        (rating, gold[position])
+        for position, rating, gold in rows
+        if gold is not None and position < len(gold) and gold[position] is not None
+    ]
+
+
+def _screening_evaluate_if_complete(labeler: Labeler) -> None:
+    """Once no screening item is left for a pending labeler, admit or reject them."""
+    if labeler.screening_status != Labeler.ScreeningStatus.PENDING:
+        return
+    if _not_done_by(labeler, screening_items()).exists():
+        return
+    labelings = Labeling.objects.filter(labeler=labeler, is_screening=True, task__isnull=False)
+    if not labelings.exists():
+        return
+    agreement = step_agreement(gold_pairs(labelings)) or 0.0
+    passed = agreement >= settings.STEPWISE_SCREENING_THRESHOLD
+    labeler.screening_agreement = agreement
+    labeler.screening_status = (
+        Labeler.ScreeningStatus.PASSED if passed else Labeler.ScreeningStatus.FAILED
+    )
+    labeler.save(update_fields=["screening_agreement", "screening_status"])
+
+
+def _gold_from_labeling(labeling_id: int, solution: Solution) -> list[int]:
+    labeling = Labeling.objects.filter(pk=labeling_id).first()
+    if labeling is None:
+        raise LabelingInvalid({"expert_labeling_id": ["no such labeling"]})
+    if labeling.solution_id != solution.pk:
+        raise LabelingInvalid({"expert_labeling_id": ["that labeling is of another solution"]})
+    ratings = list(
+        LabeledCompletion.objects.filter(labeled_step__labeling=labeling, position=0)
+        .order_by("labeled_step__position")
+        .values_list("rating", flat=True)
+    )
+    if not ratings or any(r is None for r in ratings):
+        raise LabelingInvalid({"expert_labeling_id": ["that labeling has unrated steps"]})
+    return ratings
+
+
+@transaction.atomic
+def task_mark_gold(
+    *,
+    solution_id: int,
+    kind: str,
+    generation_id: int | None = None,
+    gold_ratings: list[int] | None = None,
+    expert_labeling_id: int | None = None,
+) -> LabelingTask:
+    """Make a solution a screening item (generation -1) or a QC item of a generation.
+
+    Gold comes from explicit ratings or from an expert's labeling of the same solution.
+    """
+    errors: dict[str, list[str]] = {}
+    solution = Solution.objects.filter(pk=solution_id).first()
+    if solution is None:
+        raise LabelingInvalid({"solution_id": ["no such solution"]})
+    if kind not in (LabelingTask.Kind.SCREENING, LabelingTask.Kind.QUALITY_CONTROL):
+        errors["kind"] = ["must be 'screening' or 'qc'"]
+    if (gold_ratings is None) == (expert_labeling_id is None):
+        errors["gold_ratings"] = ["give either gold_ratings or expert_labeling_id"]
+    if errors:
+        raise LabelingInvalid(errors)
+    if gold_ratings is None:
+        gold_ratings = _gold_from_labeling(expert_labeling_id, solution)
+    if not gold_ratings or len(gold_ratings) > solution.num_steps:
+        raise LabelingInvalid(
+            {"gold_ratings": [f"give 1 to {solution.num_steps} ratings, one per step"]}
+        )
+    if any(r not in (-1, 0, 1) for r in gold_ratings):
+        raise LabelingInvalid({"gold_ratings": ["ratings are -1, 0 or 1"]})
+
+    if kind == LabelingTask.Kind.SCREENING:
+        generation, _ = Generation.objects.get_or_create(
+            number=SCREENING_GENERATION_NUMBER,
+            defaults={"strategy": "screening", "state": Generation.State.ACTIVE},
+        )
+    else:
+        generation = Generation.objects.filter(pk=generation_id).first()
+        if generation is None or generation.number == SCREENING_GENERATION_NUMBER:
+            raise LabelingInvalid({"generation_id": ["give the id of a labeling round"]})
+    task = (
+        LabelingTask.objects.select_for_update()
+        .filter(generation=generation, solution=solution)
+        .first()
+    )
+    if task is None:
+        return LabelingTask.objects.create(
+            generation=generation, solution=solution, kind=kind, gold_ratings=gold_ratings
+        )
+    if task.kind != kind and task.assignments.exists():
+        raise LabelingInvalid({"kind": ["this task is already being labeled as another kind"]})
+    task.kind = kind
+    task.gold_ratings = gold_ratings
+    task.state = LabelingTask.State.OPEN if task.state == task.State.DONE else task.state
+    task.save(update_fields=["kind", "gold_ratings", "state"])
+    return task
+
+
+# ---------------------------------------------------------------- rounds
+
+
+@transaction.atomic
+def tasks_withdraw(*, generation_id: int, state: str = LabelingTask.State.CANCELLED) -> int:
+    """Take a generation's untouched queued tasks out of the queue; returns how many.
+
+    Tasks with a live lease or a finished labeling are left alone (their leases run out or
+    their labelings stand). ``state`` is ``cancelled`` or ``paused``.
+    """
+    if state not in (LabelingTask.State.CANCELLED, LabelingTask.State.PAUSED):
+        raise LabelingInvalid({"state": ["must be 'cancelled' or 'paused'"]})
+    touched = Assignment.objects.filter(task=OuterRef("pk"), state__in=LIVE_STATES)
+    candidates = (
+        LabelingTask.objects.select_for_update(skip_locked=True)
+        .filter(generation_id=generation_id, state=LabelingTask.State.OPEN)
+        .filter(~Exists(touched))
+        .values_list("id", flat=True)
+    )
+    return LabelingTask.objects.filter(id__in=list(candidates)).update(state=state)
+
+
+@transaction.atomic
+def tasks_resume(*, generation_id: int) -> int:
+    """Put a generation's paused tasks back in the queue; returns how many."""
+    return LabelingTask.objects.filter(
+        generation_id=generation_id, state=LabelingTask.State.PAUSED
+    ).update(state=LabelingTask.State.OPEN)
