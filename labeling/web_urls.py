@@ -1,9 +1,43 @@
-"""Browser pages (the labeling workspace and the admin console) served by Django."""
+"""Browser pages for labelers: the workspace at /label/, the personal page at /me/, and / which
+sends each role where it works (labelers to the workspace, admins to the console)."""
 
 from django.contrib.auth.decorators import login_required
-from django.urls import path
-from django.views.generic import TemplateView
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import Resolver404, path, resolve
+
+
+def _is_admin(user) -> bool:
+    labeler = getattr(user, "labeler", None)
+    return bool(user.is_superuser or user.is_staff or (labeler is not None and labeler.is_admin))
+
+
+def _console_url() -> str:
+    # The console app may not have pages yet; Django's admin is the fallback until it does.
+    try:
+        resolve("/console/")
+    except Resolver404:
+        return "/admin/"
+    return "/console/"
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect(_console_url() if _is_admin(request.user) else "label")
+
+
+@login_required
+def workspace(request: HttpRequest) -> HttpResponse:
+    return render(request, "labeling/workspace.html")
+
+
+@login_required
+def me(request: HttpRequest) -> HttpResponse:
+    return render(request, "labeling/me.html")
+
 
 urlpatterns = [
-    path("", login_required(TemplateView.as_view(template_name="labeling/home.html")), name="home"),
+    path("", home, name="home"),
+    path("label/", workspace, name="label"),
+    path("me/", me, name="me"),
 ]

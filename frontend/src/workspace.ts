@@ -212,7 +212,8 @@ export class Workspace {
     this.reasonText = el("textarea", {
       id: "reason-text",
       rows: 4,
-      required: true,
+      // Checked by sendReason, so the message is ours and not the browser's tooltip.
+      "aria-required": "true",
       "aria-labelledby": "reason-title",
       "aria-describedby": "reason-error",
     });

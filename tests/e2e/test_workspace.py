@@ -1,0 +1,201 @@
+"""The labeler's workspace in real headless Chromium against the live Django server.
+
+Each test drives the page by keyboard as a labeler would and then checks the rows the server
+stored, not only what the page shows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import log_in, make_labeler, make_task
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def pressed(page, row: str, label: str):
+    return page.locator(f"{row} button[aria-label^='{label}']")
+
+
+def stored_labelings(labeler):
+    from labeling.models import Labeling
+
+    return list(
+        Labeling.objects.filter(labeler=labeler)
+        .prefetch_related("steps__completions")
+        .order_by("timestamp", "id")
+    )
+
+
+def completions_of(labeling) -> list[list[tuple[int, int | None, bool | None]]]:
+    """[(position, rating, flagged) per completion] per labeled step."""
+    return [
+        [(c.position, c.rating, c.flagged) for c in step.completions.all()]
+        for step in labeling.steps.all()
+    ]
+
+
+def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page):
+    alice = make_labeler("alice")
+    make_task(
+        problem_text=r"Solve $x^2 = 4$ for $x > 0$. Then compute \[\frac{x}{2}.\]",
+        answer=r"\frac{2}{2}",
+        steps=[
+            r"The positive root of $x^2 = 4$ is $x = 2$.",
+            r"So $$\frac{x}{2} = \frac{2}{2}$$ which we simplify.",
+            r"\(\frac{2}{2} = 2\)",
+            "# Answer\n\n2",
+        ],
+        alternatives={2: [r"$\frac{2}{2} = 1$", "The fraction equals one."]},
+    )
+    log_in(page, "alice")
+
+    expect(page.locator("#step-0")).to_be_visible()
+    # Math is typeset by KaTeX, in the problem, the answer and the steps.
+    assert page.locator("#problem-text .katex").count() >= 2
+    assert page.locator("#problem-text .katex-display").count() == 1
+    assert page.locator("#reference-answer .katex").count() == 1
+    assert page.locator("#step-0 .katex").count() == 2
+    # Only the first step is revealed at first.
+    expect(page.locator("#step-1")).to_be_hidden()
+
+    page.keyboard.press("1")  # Great
+    expect(page.locator("#step-1")).to_be_visible()
+    expect(pressed(page, "#step-0", "Great")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("o")  # Okay
+    expect(page.locator("#step-2")).to_be_visible()
+    assert page.locator("#step-1 .katex-display").count() == 1
+
+    # A Bad rating reveals the alternatives; undo takes it back.
+    page.keyboard.press("b")
+    expect(page.locator("#alt-2-0")).to_be_visible()
+    expect(page.locator("#step-3")).to_be_hidden()
+    page.keyboard.press("u")
+    expect(page.locator("#alt-2-0")).to_be_hidden()
+    expect(pressed(page, "#step-2", "Bad")).to_have_attribute("aria-pressed", "false")
+
+    # Change an earlier rating by clicking its step, then go on from the open step.
+    page.click("#step-0 .item-text")
+    page.keyboard.press("2")
+    expect(pressed(page, "#step-0", "Okay")).to_have_attribute("aria-pressed", "true")
+    expect(pressed(page, "#step-0", "Great")).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#step-2")).to_have_class(re.compile(r"\bfocused\b"))
+
+    page.keyboard.press("f")  # unsure
+    page.keyboard.press("3")  # Bad
+    expect(page.locator("#alt-2-1")).to_be_visible()
+    page.keyboard.press("1")  # first alternative: Great
+    expect(pressed(page, "#alt-2-0", "Great")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#save-status")).to_contain_text("Saved")
+
+    # A reload mid-task restores every rating, the flag and the open alternative.
+    page.reload()
+    expect(page.locator("#alt-2-1")).to_be_visible()
+    expect(pressed(page, "#step-0", "Okay")).to_have_attribute("aria-pressed", "true")
+    expect(pressed(page, "#step-1", "Okay")).to_have_attribute("aria-pressed", "true")
+    expect(pressed(page, "#step-2", "Bad")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#step-2 button.flag")).to_have_attribute("aria-pressed", "true")
+    expect(pressed(page, "#alt-2-0", "Great")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#submit")).to_be_disabled()
+
+    page.keyboard.press("3")  # second alternative: Bad
+    expect(page.locator("#submit")).to_be_enabled()
+    page.keyboard.press("s")
+    # Nothing else queued: the workspace says so instead of a task.
+    expect(page.locator("#no-work")).to_be_visible()
+
+    [labeling] = stored_labelings(alice)
+    assert labeling.finish_reason == "found_error"
+    assert labeling.source == "workspace"
+    assert labeling.total_time_ms is not None and labeling.total_time_ms > 0
+    assert completions_of(labeling) == [
+        [(0, 0, False)],
+        [(0, 0, False)],
+        [(0, -1, True), (1, 1, False), (2, -1, False)],
+    ]
+    assert [s.chosen_completion for s in labeling.steps.all()] == [0, 0, None]
+    assert labeling.steps.all()[2].completions.all()[1].text == r"$\frac{2}{2} = 1$"
+
+
+def test_solution_then_give_up_with_reason_then_personal_page(page):
+    bob = make_labeler("bob")
+    make_task(
+        problem_text="What is $1 + 1$?",
+        answer="2",
+        steps=["$1 + 1 = 2$.", "# Answer\n\n2"],
+        priority=10,
+    )
+    make_task(problem_text="What is $2 + 2$?", answer="4", steps=["Hmm.", "$2+2=5$", "5"])
+
+    page.goto("/")  # the root sends a labeler to the workspace, through the login form
+    page.wait_for_selector("#sign-in")
+    log_in(page, "bob", "/label/")
+    expect(page.locator("#problem-text")).to_contain_text("What is")
+    expect(page.locator("#problem-text")).to_contain_text("?")
+    first_problem = page.locator("#problem-text").inner_text()
+    assert "1 + 1" in first_problem or "1+1" in first_problem
+
+    page.keyboard.press("g")
+    page.keyboard.press("g")
+    expect(page.locator("#progress")).to_contain_text("no Bad step")
+    page.keyboard.press("Enter")  # on the last item of a finished task, Enter submits too
+
+    # The next task follows without a reload.
+    expect(page.locator("#step-0")).to_contain_text("Hmm.")
+    page.keyboard.press("2")
+    page.keyboard.press("x")
+    expect(page.locator("#reason-dialog")).to_be_visible()
+    page.click("#reason-send")  # a reason is required
+    expect(page.locator("#reason-error")).to_contain_text("reason")
+    expect(page.locator("#reason-dialog")).to_be_visible()
+    page.fill("#reason-text", "Cannot tell whether step 2 is a typo.")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#no-work")).to_be_visible()
+
+    solved, given_up = stored_labelings(bob)
+    assert solved.finish_reason == "solution"
+    assert completions_of(solved) == [[(0, 1, False)], [(0, 1, False)]]
+    assert given_up.finish_reason == "give_up"
+    assert given_up.finish_reason_text == "Cannot tell whether step 2 is a typo."
+    assert completions_of(given_up) == [[(0, 0, False)]]
+    assert solved.total_time_ms > 0 and given_up.total_time_ms > 0
+
+    page.goto("/me/")
+    expect(page.locator("#tasks-today")).to_have_text("2")
+    expect(page.locator("#screening-status")).to_have_attribute("data-status", "passed")
+    expect(page.locator("#recent tbody tr")).to_have_count(2)
+
+
+def test_bad_problem_report_and_untrusted_text_rendered_as_text(page):
+    carol = make_labeler("carol")
+    make_task(
+        problem_text='Evil <img src=x onerror="window.__pwned=1"> problem with $a<b$',
+        answer="<b>1</b>",
+        steps=[
+            "<script>window.__pwned = 2</script> step one",
+            "Link $\\href{javascript:window.__pwned=3}{click}$ and <img src=x onerror=window.__pwned=4>",
+        ],
+    )
+    log_in(page, "carol")
+    expect(page.locator("#step-0")).to_contain_text("<script>window.__pwned = 2</script> step one")
+    expect(page.locator("#problem-text")).to_contain_text('<img src=x onerror="window.__pwned=1">')
+    assert page.locator("#problem-text .katex").count() == 1  # "$a<b$" is still math
+    page.keyboard.press("1")
+    expect(page.locator("#step-1")).to_contain_text("<img src=x onerror=window.__pwned=4>")
+    # No element was created from the text: no <img>, no <script>, no link.
+    assert page.locator("#app img, #app script, #app a[href^='javascript']").count() == 0
+    page.wait_for_timeout(300)  # give a broken image's onerror the chance to fire
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+
+    page.click("#bad-problem")
+    page.fill("#reason-text", "The problem statement contains HTML.")
+    page.click("#reason-send")
+    expect(page.locator("#no-work")).to_be_visible()
+    [report] = stored_labelings(carol)
+    assert report.finish_reason == "bad_problem"
+    assert report.finish_reason_text == "The problem statement contains HTML."
+    assert completions_of(report) == [[(0, 1, False)]]
+    assert page.evaluate("typeof window.__pwned") == "undefined"
