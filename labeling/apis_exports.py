@@ -10,19 +10,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from labeling.exports import iter_prm800k_lines, iter_stepwise_lines
-
-try:
-    from labeling.permissions import IsStepwiseAdmin
-except ImportError:  # pragma: no cover - until labeling/permissions.py lands
-    from rest_framework.permissions import BasePermission
-
-    class IsStepwiseAdmin(BasePermission):  # type: ignore[no-redef]
-        def has_permission(self, request, view) -> bool:
-            labeler = getattr(request.user, "labeler", None)
-            return bool(request.user and request.user.is_authenticated) and (
-                request.user.is_superuser or bool(labeler and labeler.is_admin)
-            )
-
+from labeling.permissions import IsStepwiseAdmin
 
 JSONL = "application/jsonl"
 

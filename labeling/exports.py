@@ -114,9 +114,12 @@ def _prm800k_line_sql() -> str:
         " ', ' ORDER BY ls.position)"
         f" || ']' FROM {labeled_step} ls WHERE ls.labeling_id = l.id), '[]')"
     )
-    ground_truth_answer = _json_text("COALESCE(l.ground_truth_answer_override, p.reference_answer)")
+    # The importer stores a null ground truth (screening questions have them) as "".
+    ground_truth_answer = _json_text(
+        "NULLIF(COALESCE(l.ground_truth_answer_override, p.reference_answer), '')"
+    )
     ground_truth_solution = _json_text(
-        "COALESCE(l.ground_truth_solution_override, p.reference_solution)"
+        "NULLIF(COALESCE(l.ground_truth_solution_override, p.reference_solution), '')"
     )
     question = (
         f"'{{\"problem\": ' || to_json(p.text)::text || CASE WHEN s.is_pre_generated THEN "
