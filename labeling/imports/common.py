@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from django.db import connection
 from django.db.models import Model
 from tqdm import tqdm
@@ -112,12 +113,8 @@ def iter_json_lines(
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ImportLineError(number, None, f"not valid UTF-8 ({error.reason})") from None
-            try:
-                yield number, json.loads(text)
-            except json.JSONDecodeError as error:
+                yield number, orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
                 raise ImportLineError(
                     number, None, f"invalid JSON: {error.msg} (column {error.colno})"
                 ) from None
@@ -295,6 +292,8 @@ class LineReader:
         return value
 
     def no_unknown_keys(self, obj: dict, allowed: frozenset[str], path: str) -> None:
+        if obj.keys() <= allowed:
+            return
         extra = [key for key in obj if key not in allowed]
         if extra:
             where = f"{path}.{extra[0]}" if path else extra[0]

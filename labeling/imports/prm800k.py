@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -235,10 +236,10 @@ def _parse_line(number: int, data: Any) -> _Line:
         solution_steps = _chosen_trajectory(steps)
         final_answer = extract_final_answer(solution_steps)
 
-    canonical = json.dumps(line, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    canonical = orjson.dumps(line, option=orjson.OPT_SORT_KEYS)
     return _Line(
         number=number,
-        import_key=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        import_key=hashlib.sha256(canonical).hexdigest(),
         labeler=labeler,
         timestamp=timestamp,
         generation=generation,
@@ -262,7 +263,12 @@ def _parse_label_step(read: LineReader, raw: Any, path: str) -> _LabelStep:
     read.no_unknown_keys(step, STEP_KEYS, path)
     raw_completions = read.array(step, "completions", f"{path}.completions", nullable=True)
     completions = None
-    if raw_completions is not None:
+    if raw_completions is not None and all(map(_is_plain_completion, raw_completions)):
+        completions = [
+            _Completion(text=c["text"], rating=c["rating"], flagged=c["flagged"])
+            for c in raw_completions
+        ]
+    elif raw_completions is not None:
         completions = []
         for index, raw_completion in enumerate(raw_completions):
             where = f"{path}.completions[{index}]"
@@ -296,6 +302,23 @@ def _parse_label_step(read: LineReader, raw: Any, path: str) -> _LabelStep:
             f"must index one of the {available} completions, got {chosen}",
         )
     return _LabelStep(completions=completions, human=human, chosen=chosen)
+
+
+def _is_plain_completion(value: Any) -> bool:
+    """The common, valid completion; anything else takes the slow path that explains itself."""
+    return (
+        type(value) is dict
+        and value.keys() == COMPLETION_KEYS
+        and type(value["text"]) is str
+        and "\x00" not in value["text"]
+        and value["rating"] in _RATINGS
+        and type(value["rating"]) is not bool
+        and value["flagged"] in _FLAGS
+    )
+
+
+_RATINGS = (-1, 0, 1, None)
+_FLAGS = (True, False, None)
 
 
 def _chosen_trajectory(steps: list[_LabelStep]) -> list[str]:
