@@ -41,6 +41,9 @@ export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) {
     return "–";
   }
+  if (ms < 10_000) {
+    return `${(ms / 1000).toFixed(1)} s`;
+  }
   const seconds = Math.round(ms / 1000);
   const m = Math.floor(seconds / 60);
   const s = seconds % 60;

@@ -295,6 +295,11 @@ export class Workspace {
         assignment = await api.claim();
         break;
       } catch (err) {
+        // A 409 on claim means it raced other labelers for the same work: simply ask again.
+        if (err instanceof ApiError && err.leaseLost) {
+          await sleep(Math.min(delay, 2_000) * Math.random());
+          continue;
+        }
         if (err instanceof NetworkError || (err instanceof ApiError && err.status >= 500)) {
           this.setStatus("Cannot reach the server; retrying…", "offline");
           await sleep(delay);

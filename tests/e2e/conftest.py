@@ -113,3 +113,11 @@ def log_in(page, username: str, path: str = "/label/") -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("#sign-in")
     page.wait_for_url(f"**{path}")
+
+
+def snap(page, name: str) -> None:
+    """Saves a screenshot when STEPWISE_SCREENSHOTS names a folder (for looking at the pages)."""
+    folder = os.environ.get("STEPWISE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in, make_labeler, make_task
+from tests.e2e.conftest import log_in, make_labeler, make_task, snap
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -51,6 +51,8 @@ def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page):
         ],
         alternatives={2: [r"$\frac{2}{2} = 1$", "The fraction equals one."]},
     )
+    page.goto("/label/")
+    snap(page, "login")
     log_in(page, "alice")
 
     expect(page.locator("#step-0")).to_be_visible()
@@ -88,6 +90,7 @@ def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page):
     page.keyboard.press("3")  # Bad
     expect(page.locator("#alt-2-1")).to_be_visible()
     page.keyboard.press("1")  # first alternative: Great
+    snap(page, "workspace-alternatives")
     expect(pressed(page, "#alt-2-0", "Great")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#save-status")).to_contain_text("Saved")
 
@@ -150,6 +153,7 @@ def test_solution_then_give_up_with_reason_then_personal_page(page):
     expect(page.locator("#reason-dialog")).to_be_visible()
     page.click("#reason-send")  # a reason is required
     expect(page.locator("#reason-error")).to_contain_text("reason")
+    snap(page, "give-up-dialog")
     expect(page.locator("#reason-dialog")).to_be_visible()
     page.fill("#reason-text", "Cannot tell whether step 2 is a typo.")
     page.keyboard.press("Control+Enter")
@@ -167,6 +171,7 @@ def test_solution_then_give_up_with_reason_then_personal_page(page):
     expect(page.locator("#tasks-today")).to_have_text("2")
     expect(page.locator("#screening-status")).to_have_attribute("data-status", "passed")
     expect(page.locator("#recent tbody tr")).to_have_count(2)
+    snap(page, "me")
 
 
 def test_bad_problem_report_and_untrusted_text_rendered_as_text(page):
@@ -188,6 +193,7 @@ def test_bad_problem_report_and_untrusted_text_rendered_as_text(page):
     # No element was created from the text: no <img>, no <script>, no link.
     assert page.locator("#app img, #app script, #app a[href^='javascript']").count() == 0
     page.wait_for_timeout(300)  # give a broken image's onerror the chance to fire
+    snap(page, "untrusted-text")
     assert page.evaluate("typeof window.__pwned") == "undefined"
 
     page.click("#bad-problem")
@@ -199,3 +205,55 @@ def test_bad_problem_report_and_untrusted_text_rendered_as_text(page):
     assert report.finish_reason_text == "The problem statement contains HTML."
     assert completions_of(report) == [[(0, 1, False)]]
     assert page.evaluate("typeof window.__pwned") == "undefined"
+
+
+def test_lost_lease_is_reported_and_a_failed_submit_is_resent_after_reload(page):
+    from django.utils import timezone
+
+    from labeling.models import Assignment
+
+    dave = make_labeler("dave")
+    make_task(problem_text="First $p$", answer="1", steps=["one", "two"], priority=5)
+    make_task(problem_text="Second $q$", answer="2", steps=["only step"])
+    log_in(page, "dave")
+    expect(page.locator("#problem-text")).to_contain_text("First")
+
+    # The lease runs out behind the labeler's back: the next draft save gets 409.
+    Assignment.objects.filter(labeler=dave).update(lease_expires_at=timezone.now())
+    page.keyboard.press("1")
+    expect(page.locator("#notice")).to_contain_text("no longer yours")
+    expect(page.locator("#step-0")).to_be_visible()
+    expect(page.locator("#step-0 button.rate[aria-pressed=true]")).to_have_count(0)
+
+    # Whatever task came next: rate it to the end while its submit cannot reach the server.
+    problem = page.locator("#problem-text").inner_text()
+    failed = []
+
+    def drop(route):
+        failed.append(route.request.url)
+        route.abort()
+
+    page.route("**/submit/", drop)
+    for _ in range(page.locator("#steps .item-step").count()):
+        page.keyboard.press("1")
+    page.keyboard.press("s")
+    expect(page.locator("#save-status")).to_contain_text("Offline")
+    assert failed
+
+    # The labeling waits in this browser: after a reload it is sent again first (still failing
+    # here), and it gets through once the server is reachable, before the next claim.
+    tries_before_reload = len(failed)
+    page.reload()
+    expect(page.locator("#save-status")).to_contain_text("Offline")
+    assert len(failed) > tries_before_reload
+    assert stored_labelings(dave) == []
+    page.unroute("**/submit/")
+    page.wait_for_function(
+        "(old) => { const p = document.querySelector('#problem-text'); const none ="
+        " document.querySelector('#no-work'); return (none && !none.hidden) ||"
+        " (p && p.textContent.trim() !== '' && p.innerText !== old); }",
+        arg=problem,
+    )
+    [labeling] = stored_labelings(dave)
+    assert labeling.finish_reason == "solution"
+    assert problem.startswith(labeling.solution.problem.text.split("$")[0].strip())
