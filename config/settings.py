@@ -131,6 +131,8 @@ REST_FRAMEWORK = {
         "user": env("STEPWISE_THROTTLE_USER", default="1200/min"),
         "login": env("STEPWISE_THROTTLE_LOGIN", default="10/min"),
     },
+    # Client address for throttling: REMOTE_ADDR unless this many proxies add X-Forwarded-For.
+    "NUM_PROXIES": env.int("STEPWISE_NUM_PROXIES", default=0),
 }
 
 # Labeling (docs/task-leasing.md): lease length, the workspace heartbeats every 60 s; labelers

@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling import agreement, selectors, services
@@ -264,6 +265,7 @@ class MeApi(LabelingApi):
 class TokenApi(ObtainAuthToken):
     """Username and password for an API token (scripts); throttled like a login form."""
 
+    throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
 
 

@@ -80,3 +80,13 @@ def solution_body(steps: int) -> dict:
         "total_time_ms": 1234,
         "steps": [{"position": i, "rating": 1, "flagged": False} for i in range(steps)],
     }
+
+
+def make_labeling_body(ratings: list[int], finish_reason: str) -> dict:
+    """Service keyword arguments for a labeling with these step ratings (no alternatives)."""
+    return {
+        "finish_reason": finish_reason,
+        "reason": "" if finish_reason in ("solution", "found_error") else "because",
+        "total_time_ms": 1000,
+        "steps": [{"position": i, "rating": r, "flagged": False} for i, r in enumerate(ratings)],
+    }
