@@ -2,6 +2,7 @@ from django.urls import path
 
 from labeling import apis
 from labeling.apis_exports import Prm800kExportApi, StepwiseExportApi
+from labeling.apis_imports import ImportCreateApi
 
 urlpatterns: list = [
     path("labeling/ping/", apis.PingApi.as_view(), name="labeling-ping"),
@@ -41,4 +42,5 @@ urlpatterns: list = [
     ),
     path("admin/exports/prm800k/", Prm800kExportApi.as_view(), name="export-prm800k"),
     path("admin/exports/stepwise/", StepwiseExportApi.as_view(), name="export-stepwise"),
+    path("admin/imports/<str:kind>/", ImportCreateApi.as_view(), name="import-create"),
 ]

@@ -1,0 +1,38 @@
+"""Admin-only imports over HTTP: POST a multipart ``file`` to /api/admin/imports/<kind>/."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.imports import IMPORTERS, ImportLineError
+from labeling.permissions import IsStepwiseAdmin
+
+
+class ImportCreateApi(APIView):
+    """Runs the import in the request (one transaction) and answers with its counts, or 400
+    with the first bad line: ``{"line": 7, "field": "label.steps[2]...", "detail": "..."}``."""
+
+    permission_classes = [IsStepwiseAdmin]
+    parser_classes = [MultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField()
+
+    def post(self, request: Request, kind: str) -> Response:
+        importer = IMPORTERS.get(kind)
+        if importer is None:
+            raise Http404(f"unknown import kind {kind!r}")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        upload.seek(0)
+        try:
+            result = importer(upload.file)
+        except ImportLineError as error:
+            return Response(error.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+        return Response(result.as_dict(), status=status.HTTP_201_CREATED)

@@ -1,0 +1,110 @@
+"""Import MATH-style problems: one JSON object per line with ``problem``, ``answer`` and
+optionally ``solution``, ``subject``, ``level`` ("Level N") and ``unique_id``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import transaction
+from django.db.models.functions import MD5
+
+from labeling.imports.common import (
+    ImportResult,
+    LineReader,
+    Source,
+    batched,
+    iter_json_records,
+    lock_imports,
+    open_source,
+    text_md5,
+)
+from labeling.models import Problem
+
+_LEVEL = re.compile(r"^Level (\d+|\?)$")
+
+
+def import_problems(
+    path: Source, *, progress: bool = False, batch_size: int = 2000, split: str | None = None
+) -> ImportResult:
+    """Import problems atomically; a problem already present (same ``unique_id``, or same
+    text) is skipped. ``split`` defaults to the first part of ``unique_id`` ("test/...")."""
+    result = ImportResult(kind="problems")
+    with open_source(path) as (handle, size), transaction.atomic():
+        lock_imports()
+        seen_texts: set[str] = set()
+        seen_ids: set[str] = set()
+        for batch in batched(iter_json_records(handle, size, progress), batch_size):
+            problems = [_parse(number, data, split) for number, data in batch]
+            result.lines += len(problems)
+            _write(problems, result, seen_texts, seen_ids)
+    return result
+
+
+def _parse(number: int, data: Any, split: str | None) -> tuple[int, Problem]:
+    read = LineReader(number)
+    record = read.object(data, "")
+    text = read.string(record, "problem", "problem", non_empty=True)
+    answer = read.string(record, "answer", "answer")
+    solution = read.string(record, "solution", "solution", optional=True) or ""
+    subject = read.string(record, "subject", "subject", optional=True) or ""
+    if len(subject) > 64:
+        raise read.fail("subject", "must be at most 64 characters")
+    unique_id = read.string(record, "unique_id", "unique_id", optional=True, non_empty=True)
+    if unique_id is not None and len(unique_id) > 255:
+        raise read.fail("unique_id", "must be at most 255 characters")
+    level = None
+    if record.get("level") is not None:
+        raw_level = record["level"]
+        if type(raw_level) is int and raw_level >= 0:
+            level = raw_level
+        elif isinstance(raw_level, str) and _LEVEL.match(raw_level):
+            digits = _LEVEL.match(raw_level).group(1)
+            level = None if digits == "?" else int(digits)
+        else:
+            raise read.fail("level", f'must be "Level N" or an integer, got {raw_level!r}')
+    if split is None:
+        split = unique_id.split("/", 1)[0] if unique_id and "/" in unique_id else ""
+    problem = Problem(
+        text=text,
+        reference_answer=answer,
+        reference_solution=solution,
+        subject=subject,
+        level=level,
+        source_id=unique_id,
+        split=split[:16],
+    )
+    return number, problem
+
+
+def _write(
+    problems: list[tuple[int, Problem]],
+    result: ImportResult,
+    seen_texts: set[str],
+    seen_ids: set[str],
+) -> None:
+    hashes = {text_md5(problem.text) for _, problem in problems}
+    source_ids = {problem.source_id for _, problem in problems if problem.source_id}
+    existing_texts = set(
+        Problem.objects.annotate(text_hash=MD5("text"))
+        .filter(text_hash__in=hashes)
+        .values_list("text", flat=True)
+    )
+    existing_ids = set(
+        Problem.objects.filter(source_id__in=source_ids).values_list("source_id", flat=True)
+    )
+    to_create = []
+    for _, problem in problems:
+        if (
+            problem.text in existing_texts
+            or problem.text in seen_texts
+            or (problem.source_id and problem.source_id in existing_ids | seen_ids)
+        ):
+            result.count("skipped", "problems")
+            continue
+        seen_texts.add(problem.text)
+        if problem.source_id:
+            seen_ids.add(problem.source_id)
+        to_create.append(problem)
+    Problem.objects.bulk_create(to_create, batch_size=1000)
+    result.count("created", "problems", len(to_create))

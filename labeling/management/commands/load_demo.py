@@ -1,0 +1,43 @@
+"""``manage.py load_demo``: the demo world (data, accounts, a round with tasks). Idempotent."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from labeling.imports import ImportLineError
+from labeling.imports.demo import load_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Load math500 problems, the PRM800K samples and the ProcessBench GSM8K pool; create an "
+        "admin and three labelers (password: $STEPWISE_DEMO_PASSWORD or a default) and a demo "
+        "round with tasks. Safe to run again."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="Folder with the shared data files (default: settings.STEPWISE_DATA_DIR).",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
+
+    def handle(self, *args, **options) -> None:
+        data_dir = options["data_dir"] or Path(settings.STEPWISE_DATA_DIR)
+        try:
+            result = load_demo(data_dir=data_dir, progress=not options["no_progress"])
+        except FileNotFoundError as error:
+            raise CommandError(str(error)) from error
+        except ImportLineError as error:
+            raise CommandError(f"demo data is not valid: {error}") from error
+        for name, imported in result.imports:
+            self.stdout.write(f"{name}: {imported.summary()}")
+        self.stdout.write(
+            f"demo round: generation 0 has {result.tasks_total} tasks ({result.tasks_created} new)"
+        )
+        self.stdout.write(self.style.SUCCESS("Demo accounts (username / password / role):"))
+        for username, role in result.accounts:
+            self.stdout.write(f"  {username:<8} {result.password}  ({role})")
