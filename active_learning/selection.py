@@ -14,9 +14,9 @@ A *pool* is any SQL relation with the columns
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import connection, transaction
 
 from active_learning import strategies
 from active_learning.strategies import Pick, StrategyError
@@ -68,54 +68,112 @@ def candidate_pool(*, prm_version_id: int | None) -> PoolQuery:
     )
 
 
-def _cap_filter(rank: str, cap: int | None) -> str:
-    return "TRUE" if cap is None else f"{rank} <= {int(cap)}"
+# Ranking keys: the pure strategies' keys, as SQL over a pool row.
+SCORE_KEY = "score"
+UNIFORM_KEY = "md5(%s || ':' || solution_id::text) COLLATE \"C\""
+MARGIN_KEY = """coalesce((SELECT min(abs((e ->> 0)::float8 - 0.5))
+                          FROM jsonb_array_elements(step_probs) AS e), 0.5)"""
 
 
-def _sql_convincing_global(size: int, quota: int, cap: int | None) -> tuple[str, list]:
+@dataclass
+class _Ranking:
+    """A greedy pass: walk ``where`` rows in key order, skipping problems that reached the cap."""
+
+    key_sql: str
+    key_params: list
+    descending: bool
+    where_sql: str = "TRUE"
+    where_params: list = field(default_factory=list)
+
+    @property
+    def order(self) -> str:
+        return f"key {'DESC' if self.descending else 'ASC'}, solution_id"
+
+
+def _greedy_pick(
+    cursor,
+    pool: PoolQuery,
+    ranking: _Ranking,
+    limit: int,
+    cap: int | None,
+    taken: dict[int, int],
+) -> list[tuple[int, int, float | None, object]]:
+    """The first ``limit`` rows of ``ranking`` such that no problem exceeds ``cap`` picks
+    (counting ``taken``, the picks it already has). Returns (solution, problem, score, key).
+
+    Greedy acceptance of a row depends only on the rows ranked before it, so the answer over the
+    first N rows of the order is exact whenever it already holds ``limit`` picks (or the pool has
+    no more rows). We try N = 4 * limit and grow it 8x at a time: the top-N scan can walk the
+    (prm_version, -score) index or keep a bounded heap, and the per-problem window function runs
+    over N rows instead of the whole pool.
+    """
+    if limit <= 0:
+        return []
+    select = f"""WITH pool AS NOT MATERIALIZED ({pool.sql})
+        SELECT solution_id, problem_id, score, {ranking.key_sql} AS key FROM pool
+        WHERE {ranking.where_sql}"""
+    params = [*pool.params, *ranking.key_params, *ranking.where_params]
     if cap is None:
-        # No cap: two top-N scans, no window functions.
-        wrong = """SELECT solution_id, problem_id, score FROM pool WHERE is_wrong
-                   ORDER BY score DESC, solution_id LIMIT %s"""
-        rest = """SELECT p.solution_id, p.score FROM pool p
-                  WHERE NOT EXISTS (SELECT 1 FROM wrong_pick w WHERE w.solution_id = p.solution_id)
-                  ORDER BY p.score DESC, p.solution_id
-                  LIMIT greatest(%s - (SELECT count(*) FROM wrong_pick), 0)"""
-        head = f"wrong_pick AS ({wrong}), rest_pick AS ({rest})"
-    else:
-        head = f"""
-        wrong_ranked AS (
-            SELECT solution_id, problem_id, score,
-                   row_number() OVER (PARTITION BY problem_id ORDER BY score DESC, solution_id) AS rn
-            FROM pool WHERE is_wrong),
-        wrong_pick AS (
-            SELECT solution_id, problem_id, score FROM wrong_ranked WHERE {_cap_filter("rn", cap)}
-            ORDER BY score DESC, solution_id LIMIT %s),
-        taken AS (SELECT problem_id, count(*) AS n FROM wrong_pick GROUP BY problem_id),
-        rest_ranked AS (
-            SELECT p.solution_id, p.problem_id, p.score,
-                   row_number() OVER (PARTITION BY p.problem_id
-                                      ORDER BY p.score DESC, p.solution_id) AS rn
-            FROM pool p
-            WHERE NOT EXISTS (SELECT 1 FROM wrong_pick w WHERE w.solution_id = p.solution_id)),
-        rest_pick AS (
-            SELECT r.solution_id, r.score FROM rest_ranked r
-            LEFT JOIN taken t ON t.problem_id = r.problem_id
-            WHERE {_cap_filter("r.rn + coalesce(t.n, 0)", cap)}
-            ORDER BY r.score DESC, r.solution_id
-            LIMIT greatest(%s - (SELECT count(*) FROM wrong_pick), 0))"""
-    sql = f"""{head}
-        SELECT solution_id, score, reason, score AS key FROM (
-            SELECT solution_id, score, '{strategies.REASON_WRONG}' AS reason, 1 AS part
-            FROM wrong_pick
-            UNION ALL
-            SELECT solution_id, score, '{strategies.REASON_REST}', 2 FROM rest_pick) picked
-        ORDER BY part, score DESC, solution_id"""
-    return sql, [quota, size]
+        cursor.execute(f"{select} ORDER BY {ranking.order} LIMIT %s", [*params, limit])
+        return cursor.fetchall()
+    problems = list(taken)
+    counts = [taken[p] for p in problems]
+    window = 4 * limit
+    while True:
+        cursor.execute(
+            f"""WITH prefix AS ({select} ORDER BY {ranking.order} LIMIT %s),
+            ranked AS (
+                SELECT p.*, coalesce(t.n, 0) + row_number() OVER (
+                    PARTITION BY p.problem_id ORDER BY {ranking.order}) AS used
+                FROM prefix p
+                LEFT JOIN unnest(%s::bigint[], %s::bigint[]) AS t (problem_id, n)
+                    ON t.problem_id = p.problem_id)
+            -- One row even when nothing fits, to learn how many rows the prefix had.
+            SELECT picked.solution_id, picked.problem_id, picked.score, picked.key, size.n
+            FROM (SELECT count(*) AS n FROM prefix) AS size
+            LEFT JOIN LATERAL (
+                SELECT * FROM ranked WHERE used <= %s ORDER BY {ranking.order} LIMIT %s
+            ) AS picked ON TRUE
+            ORDER BY {ranking.order}""",
+            [*params, window, problems, counts, cap, limit],
+        )
+        rows = [row for row in cursor.fetchall()]
+        scanned = rows[0][4]
+        rows = [row[:4] for row in rows if row[0] is not None]
+        if len(rows) >= limit or scanned < window:
+            return rows
+        window *= 8
 
 
-def _sql_convincing_per_problem(size: int, quota: int, per_problem: int) -> tuple[str, list]:
-    sql = f"""
+def _convincing_global(cursor, pool, size, share, cap) -> list[Pick]:
+    wrong = _greedy_pick(
+        cursor,
+        pool,
+        _Ranking(SCORE_KEY, [], True, "is_wrong"),
+        strategies.wrong_quota(size, share),
+        cap,
+        {},
+    )
+    taken: dict[int, int] = {}
+    for _, problem, _, _ in wrong:
+        taken[problem] = taken.get(problem, 0) + 1
+    rest = _greedy_pick(
+        cursor,
+        pool,
+        _Ranking(SCORE_KEY, [], True, "solution_id <> ALL(%s::bigint[])", [[r[0] for r in wrong]]),
+        size - len(wrong),
+        cap,
+        taken,
+    )
+    return [Pick(int(r[0]), r[2], strategies.REASON_WRONG, r[3]) for r in wrong] + [
+        Pick(int(r[0]), r[2], strategies.REASON_REST, r[3]) for r in rest
+    ]
+
+
+def _convincing_per_problem(cursor, pool, size, quota, per_problem) -> list[Pick]:
+    # Every problem contributes, so this one ranks the whole pool once.
+    cursor.execute(
+        f"""WITH pool AS ({pool.sql}),
         wrong_ranked AS (
             SELECT solution_id, problem_id, score,
                    row_number() OVER (PARTITION BY problem_id ORDER BY score DESC, solution_id) AS rn
@@ -133,33 +191,15 @@ def _sql_convincing_per_problem(size: int, quota: int, per_problem: int) -> tupl
             SELECT r.solution_id, r.score, coalesce(t.n, 0) + r.rn AS slot FROM rest_ranked r
             LEFT JOIN taken t ON t.problem_id = r.problem_id
             WHERE coalesce(t.n, 0) + r.rn <= %s)
-        SELECT solution_id, score, reason, score AS key FROM (
+        SELECT solution_id, score, reason FROM (
             SELECT solution_id, score, slot, '{strategies.REASON_WRONG}' AS reason FROM wrong_pick
             UNION ALL
             SELECT solution_id, score, slot, '{strategies.REASON_REST}' FROM rest_pick) picked
         ORDER BY slot, score DESC, solution_id
-        LIMIT %s"""
-    return sql, [quota, per_problem, size]
-
-
-def _sql_keyed(key_sql: str, reason: str, size: int, cap: int | None) -> tuple[str, list]:
-    """One ranking key (ascending), an optional per-problem cap, then the first ``size``."""
-    sql = f"""
-        keyed AS (SELECT solution_id, problem_id, score, {key_sql} AS key FROM pool),
-        ranked AS (
-            SELECT solution_id, score, key,
-                   {"row_number() OVER (PARTITION BY problem_id ORDER BY key, solution_id)" if cap is not None else "1"} AS rn
-            FROM keyed)
-        SELECT solution_id, score, '{reason}' AS reason, key FROM ranked
-        WHERE {_cap_filter("rn", cap)}
-        ORDER BY key, solution_id
-        LIMIT %s"""
-    return sql, [size]
-
-
-UNIFORM_KEY_SQL = "md5(%s || ':' || solution_id::text) COLLATE \"C\""
-MARGIN_SQL = """coalesce((SELECT min(abs((e ->> 0)::float8 - 0.5))
-                          FROM jsonb_array_elements(step_probs) AS e), 0.5)"""
+        LIMIT %s""",
+        [*pool.params, quota, per_problem, size],
+    )
+    return [Pick(int(sid), score, reason, score) for sid, score, reason in cursor.fetchall()]
 
 
 def select_from_pool(
@@ -169,28 +209,24 @@ def select_from_pool(
     params = dict(params or {})
     # The pure dispatcher validates names and values; an empty pool costs nothing.
     strategies.select([], max(size, 0), strategy, params)
+    if strategy != "uniform" and not pool.scored:
+        raise StrategyError(f"{strategy} needs a PRM version to score the pool")
     cap = params.get("per_problem_cap")
-    key_params: list = []
-    if strategy == "convincing_wrong_answer":
-        share = params.get("wrong_share", strategies.DEFAULT_WRONG_SHARE)
-        if params.get("scope", "global") == "global":
-            body, tail = _sql_convincing_global(size, strategies.wrong_quota(size, share), cap)
-        else:
+    # One transaction: every statement of a selection sees the same pool.
+    with transaction.atomic(), connection.cursor() as cursor:
+        if strategy == "convincing_wrong_answer":
+            share = params.get("wrong_share", strategies.DEFAULT_WRONG_SHARE)
+            if params.get("scope", "global") == "global":
+                return _convincing_global(cursor, pool, size, share, cap)
             per_problem = params["per_problem"]
             n = per_problem if cap is None else min(per_problem, cap)
             quota = min(strategies.wrong_quota(per_problem, share), n)
-            body, tail = _sql_convincing_per_problem(size, quota, n)
-    elif strategy == "uniform":
-        key_params = [str(params.get("seed", 0))]
-        body, tail = _sql_keyed(UNIFORM_KEY_SQL, strategies.REASON_UNIFORM, size, cap)
-    elif strategy == "uncertainty":
-        body, tail = _sql_keyed(MARGIN_SQL, strategies.REASON_UNCERTAIN, size, cap)
-    else:  # pragma: no cover - rejected by strategies.select above
-        raise StrategyError(f"unknown strategy {strategy!r}")
-    if strategy != "uniform" and not pool.scored:
-        raise StrategyError(f"{strategy} needs a PRM version to score the pool")
-    sql = f"WITH pool AS ({pool.sql}), {body}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*pool.params, *key_params, *tail])
-        rows = cursor.fetchall()
-    return [Pick(int(sid), score, reason, key) for sid, score, reason, key in rows]
+            return _convincing_per_problem(cursor, pool, size, quota, n)
+        if strategy == "uniform":
+            ranking = _Ranking(UNIFORM_KEY, [str(params.get("seed", 0))], False)
+            reason = strategies.REASON_UNIFORM
+        else:
+            ranking = _Ranking(MARGIN_KEY, [], False)
+            reason = strategies.REASON_UNCERTAIN
+        rows = _greedy_pick(cursor, pool, ranking, size, cap, {})
+    return [Pick(int(sid), score, reason, key) for sid, _, score, key in rows]

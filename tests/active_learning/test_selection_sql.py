@@ -105,3 +105,35 @@ def test_sql_rejects_bad_parameters_and_unscored_pools():
     unscored = selection.candidate_pool(prm_version_id=None)
     with pytest.raises(StrategyError, match="needs a PRM version"):
         selection.select_from_pool(unscored, 5, "convincing_wrong_answer")
+
+
+def test_capped_selection_looks_past_a_problem_that_dominates_the_top_scores():
+    # Problem 0 holds the 300 best scores; with a cap of 1 the batch must reach far down the
+    # ranking (past the first windows the SQL tries) to find the other problems.
+    pool = [Candidate(i, 0, 0.9 + i / 10_000, i % 2 == 0) for i in range(1, 301)]
+    pool += [Candidate(1000 + p, p, p / 100, p % 3 == 0) for p in range(1, 31)]
+    load(pool)
+    for params in ({"per_problem_cap": 1}, {"per_problem_cap": 2, "wrong_share": 0.3}):
+        expected = s.select(pool, 12, "convincing_wrong_answer", params)
+        got = selection.select_from_pool(POOL_SQL, 12, "convincing_wrong_answer", params)
+        assert [p.solution_id for p in got] == [p.solution_id for p in expected]
+        assert len(got) == 12
+    expected = s.select(pool, 12, "uncertainty", {"per_problem_cap": 1})
+    got = selection.select_from_pool(POOL_SQL, 12, "uncertainty", {"per_problem_cap": 1})
+    assert [p.solution_id for p in got] == [p.solution_id for p in expected]
+
+
+def test_rest_part_is_empty_when_every_problem_is_full():
+    pool = [Candidate(i, i, 0.5, True) for i in range(1, 6)]
+    pool += [Candidate(10 + i, i, 0.9, False) for i in range(1, 6)]
+    load(pool)
+    params = {"per_problem_cap": 1, "wrong_share": 1.0}
+    got = selection.select_from_pool(POOL_SQL, 8, "convincing_wrong_answer", params)
+    assert [p.solution_id for p in got] == [1, 2, 3, 4, 5]
+    assert [p.solution_id for p in s.select(pool, 8, "convincing_wrong_answer", params)] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
