@@ -98,3 +98,22 @@ def labeling(
                 labeled_step=labeled, position=index, text=text, rating=alt_rating
             )
     return made
+
+
+def import_world(world) -> list[Solution]:
+    """Synthetic `LabeledSolution`s (training.prm.synthetic) stored as one labeling each."""
+    problems: dict[str, Problem] = {}
+    made = []
+    for item in world:
+        prob = problems.get(item.problem_id)
+        if prob is None:
+            prob = problems[item.problem_id] = Problem.objects.create(
+                text=item.problem, reference_answer="", source_id=item.problem_id
+            )
+        grade = {True: Solution.Grade.CORRECT, False: Solution.Grade.WRONG}.get(
+            item.is_correct, Solution.Grade.UNGRADED
+        )
+        sol = solution(prob, list(item.steps), grade=grade)
+        labeling(sol, list(item.ratings))
+        made.append(sol)
+    return made

@@ -1,0 +1,225 @@
+"""Training, scoring and evaluation through a real Celery worker on the test Redis and DB."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+
+from config.celery import app
+from labeling.models import Solution
+from tests.conftest import ROOT
+from tests.training.conftest import TINY_HYPERPARAMETERS
+from training import services, tasks
+from training.models import PRMVersion, SolutionScore, TrainingRun
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+
+def _wait(run_id: int, states: set[str], timeout: float = 240) -> TrainingRun:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = TrainingRun.objects.get(id=run_id)
+        if run.state in states:
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} still {run.state} after {timeout}s:\n{run.log}")
+
+
+def test_train_score_and_rerun_on_a_real_worker(
+    celery_worker_process, tiny_backbone, synthetic_labelings
+):
+    with transaction.atomic():
+        version = services.prm_version_create(
+            name="tiny-1", base_model=tiny_backbone, hyperparameters=TINY_HYPERPARAMETERS
+        )
+        run = services.training_run_start(prm_version_id=version.id, activate=True)
+        # Enqueued only after commit: the worker never sees an uncommitted run.
+        assert TrainingRun.objects.get(id=run.id).celery_task_id == ""
+
+    run = _wait(run.id, {"succeeded", "failed"})
+    assert run.state == "succeeded", run.error
+    assert run.progress == 1.0 and run.attempts == 1 and run.celery_task_id
+    assert "training and" in run.log and "promoted to active" in run.log
+    version.refresh_from_db()
+    assert version.state == "active"  # first version: nothing to regress against
+    checkpoint = Path(version.checkpoint_path)
+    assert checkpoint.is_dir() and any(checkpoint.iterdir())
+    assert checkpoint.name == f"{version.id}-tiny-1"
+    # Staging and temp directories are gone: only finished checkpoints remain.
+    assert not list(checkpoint.parent.glob(".staging/run*"))
+    assert not list(checkpoint.parent.glob("*.tmp-*"))
+    assert 0.0 <= version.metrics["step_auroc"] <= 1.0
+    assert version.metrics["train_labeled_steps"] > 0
+    assert version.data_snapshot["solutions"] == len(synthetic_labelings)
+    assert "worker" in celery_worker_process.log_path.read_text()
+
+    # A second delivery of a finished run does nothing.
+    again = tasks.train_prm_version_task.delay(run_id=run.id)
+    assert again.get(timeout=60) == "skipped"
+    assert TrainingRun.objects.get(id=run.id).attempts == 1
+
+    # Scoring: every solution once, and a rerun rewrites the same rows.
+    with transaction.atomic():
+        score_run = services.scoring_run_start(prm_version_id=version.id)
+    score_run = _wait(score_run.id, {"succeeded", "failed"})
+    assert score_run.state == "succeeded", score_run.error
+    assert score_run.params["result"] == {"scored": len(synthetic_labelings)}
+    first = dict(SolutionScore.objects.values_list("solution_id", "score"))
+    ids = set(SolutionScore.objects.values_list("id", flat=True))
+    assert set(first) == set(Solution.objects.values_list("id", flat=True))
+    step_probs = SolutionScore.objects.first().step_probabilities
+    assert len(step_probs[0]) == 3 and abs(sum(step_probs[0]) - 1) < 1e-4
+
+    assert services.score_solutions(prm_version_id=version.id) == len(synthetic_labelings)
+    assert SolutionScore.objects.count() == len(synthetic_labelings)
+    assert set(SolutionScore.objects.values_list("id", flat=True)) == ids
+    again = dict(SolutionScore.objects.values_list("solution_id", "score"))
+    assert again == pytest.approx(first, abs=1e-5)
+
+
+def test_duplicate_delivery_does_not_start_a_second_training(
+    celery_worker_process, tiny_backbone, synthetic_labelings
+):
+    version = services.prm_version_create(
+        name="tiny-dup", base_model=tiny_backbone, hyperparameters=TINY_HYPERPARAMETERS
+    )
+    run = services.training_run_start(prm_version_id=version.id, enqueue=False)
+    # Two deliveries at once; the fixture's worker runs two tasks in parallel.
+    results = [tasks.train_prm_version_task.delay(run_id=run.id) for _ in range(2)]
+    outcomes = sorted(r.get(timeout=300) for r in results)
+    assert outcomes == ["skipped", "succeeded"]
+    run.refresh_from_db()
+    assert run.attempts == 1 and run.state == "succeeded"
+    version.refresh_from_db()
+    assert version.state == "ready"  # not asked to activate
+
+
+def _start_worker(queue: str, tmp_path: Path, extra_env: dict) -> subprocess.Popen:
+    """Our own worker (as the session fixture does), so the test may kill it."""
+    from tests.conftest import _test_database_url
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DATABASE_CONN_MAX_AGE": "0",
+        **extra_env,
+    }
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,
+        "--concurrency", "1", "--pool", "prefork", "-n", f"{queue}-{os.getpid()}@%h",
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+    ]  # fmt: skip
+    log = open(tmp_path / f"{queue}.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    proc.log_path = tmp_path / f"{queue}.log"  # type: ignore[attr-defined]
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _wait_training_started(run_id: int, proc: subprocess.Popen) -> TrainingRun:
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        run = TrainingRun.objects.get(id=run_id)
+        if run.state == "running" and "examples" in run.log:
+            return run
+        assert proc.poll() is None, proc.log_path.read_text()
+        time.sleep(0.2)
+    raise AssertionError(f"training did not start:\n{proc.log_path.read_text()}")
+
+
+@pytest.fixture
+def active_version(tmp_path) -> PRMVersion:
+    checkpoint = tmp_path / "active-checkpoint"
+    checkpoint.mkdir()
+    return PRMVersion.objects.create(
+        name="serving", base_model="/m", state="active", checkpoint_path=str(checkpoint),
+        metrics={"step_auroc": 0.5},
+    )  # fmt: skip
+
+
+def _assert_nothing_half_written_is_active(version, active_version, artifacts: Path) -> None:
+    version.refresh_from_db()
+    active_version.refresh_from_db()
+    assert version.state == "failed" and version.checkpoint_path == ""
+    assert active_version.state == "active"  # still the one serving
+    assert not services.checkpoint_dir_for(version).exists() or str(artifacts) not in str(
+        services.checkpoint_dir_for(version)
+    )
+    assert not (artifacts / "prm" / f"{version.id}-{version.name}").exists()
+
+
+def test_worker_child_killed_mid_training_is_detected_on_redelivery(
+    tiny_backbone, synthetic_labelings, active_version, tmp_path
+):
+    artifacts = tmp_path / "artifacts"
+    queue = f"gpu-kill-{os.getpid()}"
+    proc = _start_worker(
+        queue,
+        tmp_path,
+        {"STEPWISE_ARTIFACT_DIR": str(artifacts), "STEPWISE_TRAINING_MAX_ATTEMPTS": "1"},
+    )
+    try:
+        version = services.prm_version_create(
+            name="tiny-killed",
+            base_model=tiny_backbone,
+            hyperparameters={**TINY_HYPERPARAMETERS, "epochs": 500},  # long enough to kill
+        )
+        run = services.training_run_start(prm_version_id=version.id, enqueue=False)
+        tasks.train_prm_version_task.apply_async(kwargs={"run_id": run.id}, queue=queue)
+        run = _wait_training_started(run.id, proc)
+        child = int(run.worker.rsplit(":", 1)[1])
+        assert child != proc.pid
+        os.kill(child, signal.SIGKILL)  # the pool process dies mid-training, like an OOM kill
+
+        # acks_late + reject_on_worker_lost: the task comes back; the claim sees the dead
+        # attempt and, with no attempts left, fails the run instead of training again.
+        run = _wait(run.id, {"succeeded", "failed"}, timeout=120)
+        assert run.state == "failed", run.log
+        assert "attempt 1 lost" in run.log and "no attempts left" in run.error
+        _assert_nothing_half_written_is_active(version, active_version, artifacts)
+    finally:
+        _stop(proc)
+        app.control.purge()
+
+
+def test_whole_worker_killed_mid_training_is_failed_by_the_sweep(
+    tiny_backbone, synthetic_labelings, active_version, tmp_path
+):
+    artifacts = tmp_path / "artifacts"
+    queue = f"gpu-dead-{os.getpid()}"
+    proc = _start_worker(queue, tmp_path, {"STEPWISE_ARTIFACT_DIR": str(artifacts)})
+    version = services.prm_version_create(
+        name="tiny-dead",
+        base_model=tiny_backbone,
+        hyperparameters={**TINY_HYPERPARAMETERS, "epochs": 500},
+    )
+    run = services.training_run_start(prm_version_id=version.id, enqueue=False)
+    try:
+        tasks.train_prm_version_task.apply_async(kwargs={"run_id": run.id}, queue=queue)
+        _wait_training_started(run.id, proc)
+    finally:
+        _stop(proc)  # SIGKILL to the whole worker: nobody is left to notice
+    assert TrainingRun.objects.get(id=run.id).state == "running"
+
+    # The beat sweep (default queue, another process) sees the worker's process is gone.
+    assert services.training_runs_fail_stale() == 1
+    run.refresh_from_db()
+    assert run.state == "failed" and "lost" in run.error
+    _assert_nothing_half_written_is_active(version, active_version, artifacts)
+    # If the broker ever redelivers the message, the finished run is not re-done.
+    assert services.training_run_claim(run_id=run.id) is None
+    app.control.purge()

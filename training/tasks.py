@@ -1,0 +1,64 @@
+"""Celery tasks. The `training.*` ones run on the `gpu` queue (a worker with --concurrency 1).
+
+Each takes a run id and calls the service; the run row makes a rerun or a duplicate delivery
+harmless (see `services.training_run_claim`). Failures are recorded on the run and not retried:
+a training that raised will raise again. A worker lost mid-run is handled by redelivery
+(acks_late + reject_on_worker_lost) and by the stale-run sweep.
+
+The beat tasks (sweep, retrain check) are named outside `training.*` so they run on the default
+queue: a busy or dead GPU worker must not stop the sweep that notices it died.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from training import services
+
+
+@worker_process_init.connect
+def _limit_torch_threads(**_kwargs) -> None:
+    # On a shared CPU box a training task should not take every core (STEPWISE_TORCH_THREADS).
+    threads = int(os.environ.get("STEPWISE_TORCH_THREADS", "0") or 0)
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@shared_task(name="training.train_prm_version", acks_late=True)
+def train_prm_version_task(*, run_id: int) -> str:
+    run = services.training_run_execute(run_id=run_id)
+    return run.state if run else "skipped"
+
+
+@shared_task(name="training.evaluate_prm_version", acks_late=True)
+def evaluate_prm_version_task(*, run_id: int) -> str:
+    run = services.training_run_execute(run_id=run_id)
+    return run.state if run else "skipped"
+
+
+@shared_task(name="training.score_solutions", acks_late=True)
+def score_solutions_task(*, run_id: int) -> str:
+    run = services.training_run_execute(run_id=run_id)
+    return run.state if run else "skipped"
+
+
+@shared_task(name="stepwise.training.sweep_stale_runs")
+def sweep_stale_runs_task() -> int:
+    return services.training_runs_fail_stale()
+
+
+@shared_task(name="stepwise.training.retrain_if_enough_labels")
+def retrain_if_enough_labels_task() -> int | None:
+    version = services.retrain_if_needed()
+    return version.id if version else None
+
+
+@shared_task(name="stepwise.training.retrain_scheduled")
+def retrain_scheduled_task() -> int | None:
+    version = services.retrain_if_needed(force=True)
+    return version.id if version else None
