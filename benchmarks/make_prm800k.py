@@ -94,7 +94,11 @@ def generate(lines: int, output: Path, seed: int = 0) -> None:
     labelers = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(50)]
     problems = [_problem(rng, n) for n in range(max(1, lines // 8))]
     # Quality-control solutions: fixed per generation, each labeler labels each at most once.
-    qc = {g: [(rng.randrange(len(problems)), _steps(rng)) for _ in range(15)] for g in range(1, 11)}
+    # The same solution always comes with the same verifier score (the importer keeps one).
+    qc = {
+        g: [(rng.randrange(len(problems)), _steps(rng), rng.random()) for _ in range(15)]
+        for g in range(1, 11)
+    }
     qc_done: set[tuple[int, int, int]] = set()
     moment = datetime(2022, 12, 1, 0, 0, 0)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -105,12 +109,12 @@ def generate(lines: int, output: Path, seed: int = 0) -> None:
             labeler = rng.choice(labelers)
             is_qc = is_screening = False
             roll = rng.random()
-            problem_index, steps = rng.randrange(len(problems)), None
+            problem_index, steps, score = rng.randrange(len(problems)), None, rng.random()
             if roll < 0.03:
                 pick = rng.randrange(15)
                 if (generation, pick, labelers.index(labeler)) not in qc_done:
                     qc_done.add((generation, pick, labelers.index(labeler)))
-                    problem_index, steps = qc[generation][pick]
+                    problem_index, steps, score = qc[generation][pick]
                     is_qc = True
             elif roll < 0.04:
                 generation, is_screening = -1, True
@@ -126,7 +130,7 @@ def generate(lines: int, output: Path, seed: int = 0) -> None:
                     **problem,
                     "pre_generated_steps": steps,
                     "pre_generated_answer": steps[-1].rsplit("\n", 1)[-1],
-                    "pre_generated_verifier_score": rng.random(),
+                    "pre_generated_verifier_score": score,
                 },
                 "label": _label(rng, steps),
             }

@@ -95,3 +95,19 @@ def test_labelers_and_strangers_are_refused(url):
     _data()
     assert _client(Labeler.Role.LABELER).get(url).status_code == 403
     assert APIClient().get(url).status_code in (401, 403)
+
+
+def test_download_streams_from_a_server_side_cursor():
+    from django.db import connection
+
+    _data()
+    response = _client(Labeler.Role.ADMIN).get(PRM800K)
+    chunks = iter(response.streaming_content)
+    first = json.loads(next(chunks))
+    assert first["labeler"] == "alice"
+    # The first line went out while the cursor is still open on the server.
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_cursors WHERE name LIKE 'stepwise_export_%%'")
+        assert cur.fetchone()[0] == 1
+    assert json.loads(next(chunks))["labeler"] == "bob"
+    assert next(chunks, None) is None
