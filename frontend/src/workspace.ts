@@ -306,6 +306,10 @@ export class Workspace {
           continue;
         }
         this.showEmpty(err instanceof Error ? err.message : String(err));
+        if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+          this.showNotice("If your session ended, sign in again: ");
+          this.notice.append(el("a", { href: `/accounts/login/?next=/label/`, text: "sign in" }));
+        }
         return;
       }
     }
@@ -352,6 +356,7 @@ export class Workspace {
     this.buildRows(a);
     this.emptyView.hidden = true;
     this.taskView.hidden = false;
+    this.taskView.classList.remove("leaving");
     this.busy = false;
     this.update();
     this.setStatus(a.draft || fromLocal ? "Draft restored" : "New task");
@@ -631,7 +636,7 @@ export class Workspace {
   /** The task was taken back (lease expired, reassigned or cancelled): say so and move on. */
   private async leaseLost(err: ApiError): Promise<void> {
     const a = this.assignment;
-    if (!a) {
+    if (!a || this.busy) {
       return;
     }
     this.stopTask();
@@ -705,8 +710,13 @@ export class Workspace {
     outbox.push({ assignmentId: a.id, url: api.finishUrl(a.id, reason), body });
     this.store.set("outbox", outbox);
     this.stopTask();
+    // From here on the task is the outbox's: a late draft or heartbeat answer (409 once the
+    // submit has landed) must not be mistaken for a lost lease.
+    this.assignment = null;
+    this.state = null;
     this.submitButton.disabled = true;
     this.root.dataset.outcome = "";
+    this.taskView.classList.add("leaving");
     this.setStatus("Submitting…", "saving");
     this.hideNotice();
     await this.loadNext();
