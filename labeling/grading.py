@@ -31,14 +31,14 @@ SYMBOLIC_TIMEOUT_S = 3
 MAX_UNGUARDED_LENGTH = 200
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_SPACING = re.compile(r"\\[!,;:]|\\ |~|\\quad|\\qquad|\\displaystyle")
+_SPACING = re.compile(r"\\[,;:]|\\ |~|\\quad|\\qquad|\\displaystyle")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree")
 _TEXT_ONLY = re.compile(r"^\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}$")
 # A trailing unit such as "\text{ cm}" or "\mbox{inches}^2" after a value.
 _TRAILING_UNIT = re.compile(
     r"(?<=\S)\s*\\(?:text|mbox|mathrm)\{\s*[A-Za-z][A-Za-z .]*\}(\^\{?\d\}?)?$"
 )
-_THOUSANDS = re.compile(r"^-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?$")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:(?:,|\{,\}) ?\d{3})+(?:\.\d+)?$")
 _PLAIN_NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)$")
 # A numeral in another base, "4210_{5}": math-verify would drop the subscript.
 _BASE_NUMERAL = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
@@ -92,6 +92,7 @@ def normalize_answer(answer: str) -> str:
     text = text.strip().strip("$").strip()
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = text.replace("\\left", "").replace("\\right", "")
+    text = text.replace("\\!", "")  # negative thin space, as in MATH's "10,\\!080"
     text = _SPACING.sub(" ", text)
     text = _DEGREES.sub("", text)
     text = text.replace("\\%", "").replace("%", "").replace("\\$", "")
@@ -105,7 +106,7 @@ def normalize_answer(answer: str) -> str:
             break
         text = stripped
     if _THOUSANDS.match(text):
-        text = text.replace("{,}", "").replace(",", "")
+        text = re.sub(r"\{,\}|,| ", "", text)
     # "\frac12" -> "\frac{1}{2}"
     text = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", text)
     text = text.rstrip(".").strip()
@@ -135,8 +136,7 @@ def _parsed(text: str, guarded: bool) -> list:
     return parse(f"${text}$", parsing_timeout=timeout)
 
 
-def _symbolically_equal(given: str, reference: str) -> bool:
-    guarded = _on_main_thread()
+def _symbolically_equal(given: str, reference: str, guarded: bool) -> bool:
     if not guarded and (
         len(given) > MAX_UNGUARDED_LENGTH
         or len(reference) > MAX_UNGUARDED_LENGTH
@@ -152,7 +152,7 @@ def _symbolically_equal(given: str, reference: str) -> bool:
 
 
 @lru_cache(maxsize=100_000)
-def _grade_normalized(given: str, reference: str) -> bool:
+def _grade_normalized(given: str, reference: str, guarded: bool) -> bool:
     if given == reference:
         return True
     reference_base = _BASE_NUMERAL.match(reference)
@@ -166,7 +166,7 @@ def _grade_normalized(given: str, reference: str) -> bool:
     reference_number = _exact_number(reference)
     if given_number is not None and reference_number is not None:
         return given_number == reference_number
-    return _symbolically_equal(given, reference)
+    return _symbolically_equal(given, reference, guarded)
 
 
 def grade_answer(given: str | None, reference: str) -> bool:
@@ -177,4 +177,4 @@ def grade_answer(given: str | None, reference: str) -> bool:
     normalized_reference = normalize_answer(reference)
     if not normalized_given or not normalized_reference:
         return False
-    return _grade_normalized(normalized_given, normalized_reference)
+    return _grade_normalized(normalized_given, normalized_reference, _on_main_thread())

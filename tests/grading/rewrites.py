@@ -30,6 +30,8 @@ def equal_rewrites(answer: str) -> list[str]:
             scaled //= 5
         if scaled == 1:  # terminating decimal
             rewrites.append(str(float(value)))
+    if ",\\!" in answer and re.fullmatch(r"[\d,\\! $]+", answer):  # MATH's "10,\!080"
+        rewrites.append(re.sub(r"[^\d]", "", answer))
     if _INTEGER.match(answer):
         number = int(answer)
         rewrites += [f"{answer}.0", f"{answer}\\text{{ units}}", f"{answer}^\\circ"]
