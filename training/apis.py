@@ -1,0 +1,194 @@
+"""Admin-only HTTP API: PRM versions and their runs; launch training, evaluate, score, activate.
+
+Thin views: validate, call a service, serialize. Domain errors become 400s with a message.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from training import selectors, services
+from training.models import PRMVersion, TrainingRun
+
+
+class IsTrainingAdmin(BasePermission):
+    """Django superusers and stepwise admins (labeler role `admin`); labelers never."""
+
+    message = "Only stepwise admins may manage reward models."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        if user.is_superuser:
+            return True
+        labeler = getattr(user, "labeler", None)
+        return labeler is not None and labeler.is_admin
+
+
+def _domain_errors(call):
+    """Run a service; turn its errors into DRF 400s (field-level when it has fields)."""
+    try:
+        return call()
+    except DjangoValidationError as exc:
+        raise ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        ) from exc
+    except services.TrainingError as exc:
+        raise ValidationError({"detail": [str(exc)]}) from exc
+
+
+class RunOutput(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "prm_version", "kind", "state", "progress", "attempts", "error", "log",
+            "params", "created_at", "started_at", "finished_at", "heartbeat_at",
+        ]  # fmt: skip
+
+
+class VersionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = PRMVersion
+        fields = [
+            "id", "name", "kind", "state", "base_model", "hyperparameters", "data_snapshot",
+            "metrics", "checkpoint_path", "created_at", "activated_at", "retired_at",
+        ]  # fmt: skip
+
+
+class _AdminApi(APIView):
+    permission_classes = [IsTrainingAdmin]
+
+
+class PRMVersionListApi(_AdminApi):
+    class Input(serializers.Serializer):
+        name = serializers.CharField(max_length=128)
+        base_model = serializers.CharField(max_length=512)
+        kind = serializers.ChoiceField(choices=PRMVersion.Kind.choices, default="prm")
+        epochs = serializers.FloatField(min_value=0.01, max_value=100, required=False)
+        learning_rate = serializers.FloatField(min_value=1e-8, max_value=1, required=False)
+        max_length = serializers.IntegerField(min_value=8, max_value=32768, required=False)
+        batch_tokens = serializers.IntegerField(min_value=16, required=False)
+        activate = serializers.BooleanField(default=False)
+
+    def get(self, request):
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(selectors.prm_version_list(), request, view=self)
+        return paginator.get_paginated_response(VersionOutput(page, many=True).data)
+
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        activate = fields.pop("activate")
+        create = {k: fields.pop(k) for k in ("name", "base_model", "kind")}
+
+        def launch():
+            with transaction.atomic():
+                version = services.prm_version_create(**create, hyperparameters=fields)
+                run = services.training_run_start(prm_version_id=version.id, activate=activate)
+            return version, run
+
+        version, run = _domain_errors(launch)
+        return Response(
+            {"version": VersionOutput(version).data, "run": RunOutput(run).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PRMVersionDetailApi(_AdminApi):
+    def get(self, request, pk: int):
+        return Response(VersionOutput(get_object_or_404(PRMVersion, pk=pk)).data)
+
+
+class PRMVersionTrainApi(_AdminApi):
+    """Train again a version whose training failed."""
+
+    class Input(serializers.Serializer):
+        activate = serializers.BooleanField(default=False)
+
+    def post(self, request, pk: int):
+        get_object_or_404(PRMVersion, pk=pk)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = _domain_errors(
+            lambda: services.training_run_start(prm_version_id=pk, **data.validated_data)
+        )
+        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PRMVersionEvaluateApi(_AdminApi):
+    class Input(serializers.Serializer):
+        processbench_path = serializers.CharField(required=False, allow_blank=True)
+
+    def post(self, request, pk: int):
+        get_object_or_404(PRMVersion, pk=pk)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        path = data.validated_data.get("processbench_path") or None
+        run = _domain_errors(
+            lambda: services.evaluation_run_start(prm_version_id=pk, processbench_path=path)
+        )
+        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PRMVersionScoreApi(_AdminApi):
+    class Input(serializers.Serializer):
+        solution_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1), required=False, allow_null=True
+        )
+
+    def post(self, request, pk: int):
+        get_object_or_404(PRMVersion, pk=pk)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = data.validated_data.get("solution_ids")
+        run = _domain_errors(
+            lambda: services.scoring_run_start(prm_version_id=pk, solution_ids=ids)
+        )
+        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PRMVersionActivateApi(_AdminApi):
+    class Input(serializers.Serializer):
+        force = serializers.BooleanField(default=False)
+
+    def post(self, request, pk: int):
+        get_object_or_404(PRMVersion, pk=pk)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = _domain_errors(
+            lambda: services.prm_version_promote(prm_version_id=pk, **data.validated_data)
+        )
+        return Response(VersionOutput(version).data)
+
+
+class PRMVersionRetireApi(_AdminApi):
+    def post(self, request, pk: int):
+        get_object_or_404(PRMVersion, pk=pk)
+        version = _domain_errors(lambda: services.prm_version_retire(prm_version_id=pk))
+        return Response(VersionOutput(version).data)
+
+
+class TrainingRunListApi(_AdminApi):
+    def get(self, request):
+        version = request.query_params.get("prm_version")
+        if version is not None and not version.isdigit():
+            raise ValidationError({"prm_version": ["Give a version id."]})
+        runs = selectors.training_run_list(prm_version_id=int(version) if version else None)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response(RunOutput(page, many=True).data)
+
+
+class TrainingRunDetailApi(_AdminApi):
+    def get(self, request, pk: int):
+        return Response(RunOutput(get_object_or_404(TrainingRun, pk=pk)).data)
