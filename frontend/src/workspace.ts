@@ -289,10 +289,12 @@ export class Workspace {
     window.clearTimeout(this.emptyPoll);
     this.setStatus("Loading…");
     await this.flushOutbox();
+    performance.mark("stepwise:sent");
     let assignment: Assignment | null = null;
     for (let delay = 1_000; ; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
       try {
         assignment = await api.claim();
+        performance.mark("stepwise:claimed");
         break;
       } catch (err) {
         // A 409 on claim means it raced other labelers for the same work: simply ask again.
@@ -366,6 +368,8 @@ export class Workspace {
     window.clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = window.setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
     window.scrollTo({ top: 0 });
+    // Read by benchmarks/bench_workspace.py: the time from finishing one task to the next shown.
+    performance.mark("stepwise:shown");
   }
 
   private stopTask(): void {
@@ -701,6 +705,7 @@ export class Workspace {
       return;
     }
     this.busy = true;
+    performance.mark("stepwise:finish");
     const steps = submitSteps(a, s, reason);
     const body: api.SubmitBody =
       reason === "give_up" || reason === "bad_problem"
