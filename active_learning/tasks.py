@@ -1,0 +1,66 @@
+"""Celery tasks of a round's launch. They take a generation id and call a service.
+
+``active_learning.score_round`` matches the ``active_learning.score_*`` route and runs on the
+``gpu`` queue (retraining and scoring need the model); ``active_learning.select_round`` runs on
+the default queue. The services check the round's state and progress first, so a redelivered task
+is harmless. A database hiccup is retried; anything else marks the round failed.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from celery import chain, shared_task
+from django.db import InterfaceError, OperationalError
+
+from active_learning import services
+
+_TRANSIENT = (OperationalError, InterfaceError)
+
+
+def start_round_pipeline(*, generation_id: int, needs_scores: bool) -> None:
+    """Send the launch pipeline: score (when a PRM is involved), then select."""
+    if needs_scores:
+        chain(
+            score_round.si(generation_id=generation_id),
+            select_round.si(generation_id=generation_id),
+        ).apply_async()
+    else:
+        select_round.delay(generation_id=generation_id)
+
+
+def _fail(generation_id: int, exc: BaseException) -> None:
+    message = (
+        str(exc)
+        if isinstance(exc, services.RoundError)
+        else "".join(traceback.format_exception(exc))
+    )
+    services.round_fail(generation_id=generation_id, error=message)
+
+
+@shared_task(name="active_learning.score_round", bind=True, acks_late=True, max_retries=3)
+def score_round(self, *, generation_id: int) -> bool:
+    try:
+        return services.round_prepare_scores(generation_id=generation_id)
+    except _TRANSIENT as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=5 * (self.request.retries + 1)) from exc
+        _fail(generation_id, exc)
+        raise
+    except Exception as exc:
+        _fail(generation_id, exc)
+        raise
+
+
+@shared_task(name="active_learning.select_round", bind=True, acks_late=True, max_retries=3)
+def select_round(self, *, generation_id: int) -> int:
+    try:
+        return services.round_select(generation_id=generation_id)
+    except _TRANSIENT as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=5 * (self.request.retries + 1)) from exc
+        _fail(generation_id, exc)
+        raise
+    except Exception as exc:
+        _fail(generation_id, exc)
+        raise
