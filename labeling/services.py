@@ -464,6 +464,11 @@ def assignment_submit(
     ``created=False`` and writes nothing.
     """
     now = timezone.now()
+    # Concurrent submits of one regular task's slots must see each other to mark it done, so
+    # they queue on the task row. Lock order is task, then assignment, as in claiming.
+    task_ref = Assignment.objects.filter(pk=assignment_id).values("task_id", "task_kind").first()
+    if task_ref and task_ref["task_kind"] == LabelingTask.Kind.REGULAR:
+        LabelingTask.objects.select_for_update(no_key=True).filter(pk=task_ref["task_id"]).first()
     assignment = _lock_live_assignment(assignment_id=assignment_id, labeler=labeler, now=now)
     if assignment.state == Assignment.State.SUBMITTED:
         return assignment.labeling, False

@@ -17,10 +17,16 @@ _counter = itertools.count()
 
 
 def make_labeler(
-    name: str | None = None, *, role: str = "labeler", screening: str = "passed"
+    name: str | None = None,
+    *,
+    role: str = "labeler",
+    screening: str = "passed",
+    can_log_in: bool = False,
 ) -> Labeler:
+    """A labeler; only with ``can_log_in`` a password (hashing it is slow, tokens are not)."""
     name = name or f"labeler-{uuid.uuid4().hex[:8]}"
-    user = get_user_model().objects.create_user(username=name, password=PASSWORD)
+    password = PASSWORD if can_log_in else None
+    user = get_user_model().objects.create_user(username=name, password=password)
     return Labeler.objects.create(user=user, role=role, screening_status=screening)
 
 

@@ -50,7 +50,7 @@ def _label(labeler, ratings, finish_reason):
 @pytest.mark.django_db
 def test_report_per_generation_and_admin_page(client):
     task = make_task(steps=4, required=2)
-    a, b = make_labeler("alpha-a"), make_labeler("alpha-b")
+    a, b = make_labeler("alpha-a", can_log_in=True), make_labeler("alpha-b")
     _label(a, [1, 0, 1, -1], "found_error")
     _label(b, [1, 0, 0, -1], "found_error")
     report = agreement_report()
@@ -62,7 +62,7 @@ def test_report_per_generation_and_admin_page(client):
     by_name = {row["labeler"]: row for row in report["labelers"]}
     assert by_name["alpha-a"]["alpha_vs_rest"] == pytest.approx(0.79)
 
-    admin = make_labeler("alpha-admin", role="admin")
+    admin = make_labeler("alpha-admin", role="admin", can_log_in=True)
     admin.user.is_staff = True
     admin.user.is_superuser = True
     admin.user.save()

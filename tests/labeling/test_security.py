@@ -55,7 +55,7 @@ def test_insecure_settings_fail_check_deploy():
 @pytest.mark.django_db
 def test_login_is_rate_limited_and_passwords_are_hashed(settings):
     settings.STEPWISE_LOGIN_MAX_FAILURES = 3
-    labeler = make_labeler(f"login-{uuid.uuid4().hex[:6]}")
+    labeler = make_labeler(f"login-{uuid.uuid4().hex[:6]}", can_log_in=True)
     assert labeler.user.password.startswith(("pbkdf2_", "argon2", "bcrypt", "scrypt"))
     assert PASSWORD not in labeler.user.password
     client = Client(REMOTE_ADDR=f"10.{uuid.uuid4().int % 250}.1.1")
@@ -66,6 +66,6 @@ def test_login_is_rate_limited_and_passwords_are_hashed(settings):
     )
     assert blocked.status_code == 429  # even the right password, until the window passes
     other = Client(REMOTE_ADDR="10.255.0.1")
-    good = make_labeler(f"login-{uuid.uuid4().hex[:6]}")
+    good = make_labeler(f"login-{uuid.uuid4().hex[:6]}", can_log_in=True)
     ok = other.post("/accounts/login/", {"username": good.user.username, "password": PASSWORD})
     assert ok.status_code == 302
