@@ -1,0 +1,89 @@
+"""Training configuration: one dataclass, help text on every field (also used by the CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _f(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    base_model: str = field(
+        metadata={"help": "Local directory of a Hugging Face model (never a hub id)."}
+    )
+    output_dir: str = field(
+        metadata={"help": "Where the checkpoint goes; written to a temp dir, then renamed."}
+    )
+    objective: str = _f("prm", "'prm' (per-step ratings) or 'orm' (final-answer correctness).")
+    epochs: float = _f(1.0, "Passes over the training data (fractions allowed).")
+    learning_rate: float = _f(1e-4, "Peak AdamW learning rate (linear warm-up, then linear decay).")
+    batch_tokens: int = _f(8192, "Token budget per batch (rows x longest row), length-grouped.")
+    max_length: int = _f(2048, "Longest input in tokens; longer solutions lose trailing steps.")
+    seed: int = _f(0, "Seed for batching, head initialisation and the random generator.")
+    bf16: bool | None = _f(None, "bf16 autocast; None means on for CUDA, off (fp32) on CPU.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
+    device: str | None = _f(None, "torch device; None picks cuda when available, else cpu.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    warmup_fraction: float = _f(0.05, "Share of optimizer steps spent warming up the LR.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 disables).")
+    gradient_accumulation: int = _f(1, "Batches per optimizer step.")
+    overwrite: bool = _f(True, "Replace an existing output_dir (swapped in by rename).")
+    log_every: int = _f(20, "Report progress every this many optimizer steps.")
+
+    def validate(self) -> None:
+        if self.objective not in ("prm", "orm"):
+            raise ValueError(f"objective must be 'prm' or 'orm', not {self.objective!r}")
+        if self.epochs <= 0:
+            raise ValueError("epochs must be positive")
+        if self.batch_tokens < self.max_length and self.batch_tokens < 16:
+            raise ValueError("batch_tokens is too small")
+        if self.max_length < 8:
+            raise ValueError("max_length must be at least 8")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+        if self.gradient_accumulation < 1:
+            raise ValueError("gradient_accumulation must be >= 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+    """One flag per dataclass field, help text taken from the field metadata."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        required = f.default is dataclasses.MISSING
+        kind = str(f.type)
+        if "bool" in kind:
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None if required else f.default,
+                help=f.metadata.get("help"),
+            )
+            continue
+        if "int" in kind and "float" not in kind:
+            conv: Any = int
+        elif "float" in kind:
+            conv = float
+        else:
+            conv = str
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=conv,
+            required=required,
+            default=None if required else f.default,
+            help=f.metadata.get("help"),
+        )
+
+
+def from_namespace(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

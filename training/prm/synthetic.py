@@ -1,0 +1,276 @@
+"""A synthetic world for tests, demos and benchmarks: no downloads, seconds to build.
+
+Problems are chains of arithmetic on one quantity ("Ava has 12 pears. She buys 7 more. ...").
+Sampled solutions restate each operation and its arithmetic, one step each. A solution may contain
+one root mistake, of a kind a person makes:
+  * arithmetic slip       "She buys 7 more, so 12 + 7 = 21."      (wrong in the step itself)
+  * wrong operation       "She gives away 5, so 19 + 5 = 24."     (verb and sign disagree)
+  * copied wrong number   "She buys 8 more, so 12 + 8 = 20."      (problem said 7)
+  * carried wrong value   "She gives away 5, so 21 - 5 = 16."     (previous result was 19)
+  * wrong final answer    "The answer is 41."                     (last result was 14)
+after which it carries on consistently from the wrong value, so the final answer is wrong too.
+Every mistake is decidable from the step and its context, so a tiny model can learn to spot it.
+Ratings follow PRM800K phase 2: 1 (or 0 for a correct but idle restatement) up to the first wrong
+step, -1 there, nothing after.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import STEP_SEPARATOR, LabeledSolution
+
+NAMES = {"Ava": "She", "Ben": "He", "Cleo": "She", "Dan": "He", "Fay": "She", "Gus": "He"}
+NAMES |= {"Hana": "She", "Ivan": "He", "Jo": "She", "Kai": "He", "Lena": "She", "Omar": "He"}
+ITEMS = ["apples", "pears", "coins", "stamps", "marbles", "books", "shells", "cards"]
+
+
+@dataclass
+class _Op:
+    kind: str  # add | sub | mul | div
+    k: int
+
+    def apply(self, x: int) -> int:
+        if self.kind == "add":
+            return x + self.k
+        if self.kind == "sub":
+            return x - self.k
+        if self.kind == "mul":
+            return x * self.k
+        return x // self.k
+
+    @property
+    def sign(self) -> str:
+        return {"add": "+", "sub": "-", "mul": "*", "div": "/"}[self.kind]
+
+    def sentence(self, pronoun: str, k: int | None = None) -> str:
+        k = self.k if k is None else k
+        if self.kind == "add":
+            return f"{pronoun} buys {k} more"
+        if self.kind == "sub":
+            return f"{pronoun} gives away {k}"
+        if self.kind == "mul":
+            return f"{pronoun} makes it {k} times as many"
+        return f"{pronoun} keeps one of {k} equal shares"
+
+
+@dataclass
+class Problem:
+    problem_id: str
+    text: str
+    start: int
+    ops: list[_Op]
+    item: str
+    pronoun: str
+    answer: int
+    difficulty: float
+
+
+def _make_problem(rng: random.Random, index: int) -> Problem:
+    name = rng.choice(sorted(NAMES))
+    pronoun = NAMES[name]
+    item = rng.choice(ITEMS)
+    x = rng.randint(2, 30)
+    start = x
+    ops: list[_Op] = []
+    for _ in range(rng.randint(3, 6)):
+        choices = ["add", "add", "sub"]
+        if x <= 40:
+            choices.append("mul")
+        divisors = [k for k in (2, 3, 4) if x % k == 0 and x >= 2 * k]
+        if divisors:
+            choices.append("div")
+        kind = rng.choice(choices)
+        if kind == "add":
+            op = _Op("add", rng.randint(1, 20))
+        elif kind == "sub":
+            if x < 2:
+                op = _Op("add", rng.randint(1, 20))
+            else:
+                op = _Op("sub", rng.randint(1, x - 1))
+        elif kind == "mul":
+            op = _Op("mul", rng.randint(2, 3))
+        else:
+            op = _Op("div", rng.choice(divisors))
+        ops.append(op)
+        x = op.apply(x)
+    sentences = [f"{name} has {start} {item}."]
+    for i, op in enumerate(ops):
+        sentences.append(
+            ("Then " if i else "") + op.sentence(pronoun.lower() if i else pronoun) + "."
+        )
+    sentences.append(f"How many {item} does {name} have now?")
+    return Problem(
+        problem_id=f"synthetic-{index}",
+        text=" ".join(sentences),
+        start=start,
+        ops=ops,
+        item=item,
+        pronoun=pronoun,
+        answer=x,
+        difficulty=rng.uniform(0.3, 1.7),
+    )
+
+
+MISTAKES = ("slip", "operation", "copy", "carry", "final")
+
+
+def _slip(rng: random.Random, y: int) -> int:
+    """A wrong result that looks close: last digit off by one or two, or two digits swapped."""
+    text = str(abs(y))
+    if len(text) >= 2 and text[-1] != text[-2] and rng.random() < 0.3:
+        swapped = int(text[:-2] + text[-1] + text[-2])
+        return swapped if y >= 0 else -swapped
+    return y + rng.choice([-2, -1, 1, 2])
+
+
+def _sample_solution(problem: Problem, rng: random.Random, *, error_rate: float) -> LabeledSolution:
+    steps: list[str] = []
+    ratings: list[int | None] = []
+    wrong = False  # a root mistake has happened: later steps are unrated
+
+    def add(text: str, rating: int) -> None:
+        nonlocal wrong
+        steps.append(text)
+        if not wrong:
+            ratings.append(rating)
+            wrong = rating == -1
+
+    n_slots = len(problem.ops) + 1
+    p_step = min(0.9, error_rate * problem.difficulty / n_slots * 2)
+    x = problem.start
+    add(f"{problem.pronoun} starts with {x} {problem.item}.", 1)
+    for op in problem.ops:
+        mistake = rng.choice(MISTAKES[:4]) if (not wrong and rng.random() < p_step) else None
+        if mistake == "slip" and op.kind == "div":
+            mistake = "copy"
+        shown_x, k, kind = x, op.k, op.kind
+        if mistake == "carry":
+            shown_x = _slip(rng, x)
+            if shown_x == x:
+                mistake = None
+        if mistake == "copy":
+            k = op.k + rng.choice([-2, -1, 1, 2])
+            if k < 1 or (kind == "div" and (k < 2 or shown_x % k)) or (kind == "mul" and k < 2):
+                k, mistake = op.k, None
+        if mistake == "operation":
+            swap = {"add": "sub", "sub": "add", "mul": "add", "div": "mul"}
+            kind = swap[op.kind]
+        computed = _Op(kind, k)
+        if computed.kind == "div" and shown_x % k:
+            y = shown_x // k  # only reached after a mistake: the carried-on step is wrong too
+        else:
+            y = computed.apply(shown_x)
+        if mistake == "slip":
+            y = _slip(rng, y)
+        if mistake is None and wrong:
+            pass
+        text = f"{op.sentence(problem.pronoun, k)}, so {shown_x} {computed.sign} {k} = {y}."
+        add(text, -1 if mistake else 1)
+        x = y
+        if not wrong and rng.random() < 0.08:
+            add(f"So far {problem.pronoun.lower()} has {x} {problem.item}.", 0)
+    final = x
+    if not wrong and rng.random() < p_step / 2:
+        final = _slip(rng, x)
+    add(f"The answer is {final}.", -1 if final != x else 1)
+    return LabeledSolution(
+        problem=problem.text,
+        steps=steps,
+        ratings=ratings,
+        problem_id=problem.problem_id,
+        is_correct=final == problem.answer,
+        answer=str(final),
+    )
+
+
+def make_problems(num_problems: int, *, seed: int = 0) -> list[Problem]:
+    rng = random.Random(seed)
+    return [_make_problem(rng, i) for i in range(num_problems)]
+
+
+def make_world(
+    num_problems: int,
+    solutions_per_problem: int,
+    *,
+    seed: int = 0,
+    error_rate: float = 0.5,
+) -> list[LabeledSolution]:
+    """`solutions_per_problem` sampled solutions for each of `num_problems` problems.
+
+    `error_rate` is roughly the share of solutions with a mistake on an average problem; each
+    problem also has its own difficulty, so some are much harder than others (as in MATH).
+    """
+    if num_problems < 1 or solutions_per_problem < 1:
+        raise ValueError("num_problems and solutions_per_problem must be positive")
+    rng = random.Random(seed + 1)
+    world = []
+    for problem in make_problems(num_problems, seed=seed):
+        for _ in range(solutions_per_problem):
+            world.append(_sample_solution(problem, rng, error_rate=error_rate))
+    return world
+
+
+def world_text(solutions: list[LabeledSolution]) -> list[str]:
+    return [s.problem + "\n" + " ".join(s.steps) for s in solutions]
+
+
+def build_tokenizer(texts: list[str]):
+    """A word-level tokenizer trained on `texts`; digits are split so numbers share pieces."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)]
+    )
+    specials = ["<pad>", "<unk>", "<s>", "</s>", STEP_SEPARATOR]
+    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=specials))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        additional_special_tokens=[STEP_SEPARATOR],
+    )
+
+
+def build_tiny_backbone(
+    path: str,
+    *,
+    seed: int = 0,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    max_positions: int = 1024,
+) -> str:
+    """Tokenizer trained on synthetic text + a small Llama from a config, saved (HF format)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    texts = world_text(make_world(300, 4, seed=seed + 12345))
+    # Every number a solution can contain is made of digits, so all ten must be in the vocabulary.
+    texts.append(" ".join(str(d) for d in range(10)) + " + - * / = . , ?")
+    tokenizer = build_tokenizer(texts)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    Path(path).mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,268 @@
+"""Train a process (or outcome) reward model on labeled solutions.
+
+Reads top to bottom: encode each solution once, group by length under a token budget (padding
+stays at a few percent), soft cross-entropy at step separators only, AdamW with linear warm-up
+and decay, then an atomic checkpoint. Several GPUs: run under `accelerate launch` (WORLD_SIZE > 1);
+each process takes every world_size-th batch and accelerate all-reduces the gradients.
+
+    python -m training.prm.train --base-model DIR --output-dir DIR --data FILE.jsonl
+    python -m training.prm.train --base-model DIR --output-dir DIR --synthetic 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .config import TrainConfig, add_arguments, from_namespace
+from .data import LabeledSolution, build_examples, collate, length_grouped_batches, split_by_problem
+from .model import new_reward_model, save_checkpoint
+from .score import RewardModelScorer, is_causal_backbone, resolve_device
+
+
+@dataclass
+class TrainResult:
+    checkpoint_dir: str
+    metrics: dict
+
+
+def _accelerator():
+    """An `accelerate.Accelerator` when launched on several processes, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import Accelerator
+
+    return Accelerator()
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor):
+    """Weighted mean over labeled steps of -sum_c target_c * log p_c (keeps soft labels intact)."""
+    per_step = -(targets * torch.log_softmax(logits.float(), dim=-1)).sum(dim=-1)
+    return (per_step * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
+def train_reward_model(
+    train: list[LabeledSolution],
+    config: TrainConfig,
+    *,
+    validation: list[LabeledSolution] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> TrainResult:
+    config.validate()
+    report = progress or (lambda fraction, message: None)
+    torch.manual_seed(config.seed)
+    accelerator = _accelerator()
+    device = accelerator.device if accelerator else resolve_device(config.device)
+    bf16 = device.type == "cuda" if config.bf16 is None else config.bf16
+
+    report(0.0, "loading model")
+    model, tokenizer = new_reward_model(config.base_model, seed=config.seed)
+    if config.gradient_checkpointing:
+        model.backbone.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    model.to(device).train()
+    causal = is_causal_backbone(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    examples = build_examples(
+        train, tokenizer, objective=config.objective, max_length=config.max_length
+    )
+    if not examples:
+        raise ValueError(
+            f"no trainable steps: none of the {len(train)} solutions has a label for "
+            f"objective {config.objective!r}"
+        )
+    lengths = [len(e.input_ids) for e in examples]
+    batch_tokens = max(config.batch_tokens, max(lengths))
+    per_epoch = len(length_grouped_batches(lengths, batch_tokens=batch_tokens, seed=config.seed))
+    world = accelerator.num_processes if accelerator else 1
+    rank = accelerator.process_index if accelerator else 0
+    total_batches = max(1, math.ceil(config.epochs * per_epoch / world))
+    total_updates = max(1, math.ceil(total_batches / config.gradient_accumulation))
+    warmup = max(1, int(config.warmup_fraction * total_updates))
+
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        betas=(0.9, 0.95),
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min(
+            (step + 1) / warmup, max(0.0, (total_updates - step) / max(1, total_updates - warmup))
+        ),
+    )
+    if accelerator:
+        model, optimizer = accelerator.prepare(model, optimizer)
+
+    def batches():
+        epoch = 0
+        while True:
+            order = length_grouped_batches(
+                lengths, batch_tokens=batch_tokens, seed=config.seed + epoch
+            )
+            usable = len(order) - len(order) % world if world > 1 else len(order)
+            yield from order[rank:usable:world]
+            epoch += 1
+
+    report(0.0, f"training on {len(examples)} solutions, {total_batches} batches")
+    tokens = padded = labeled = 0
+    loss_sum = loss_count = 0.0
+    last_loss = float("nan")
+    started = time.perf_counter()
+    update = 0
+    stream = batches()
+    for index in range(total_batches):
+        batch = next(stream)
+        collated = collate([examples[i] for i in batch.indices], pad_id=pad_id)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(
+                collated.input_ids.to(device),
+                None if causal else collated.attention_mask.to(device),
+                collated.rows.to(device),
+                collated.positions.to(device),
+            )
+        loss = soft_cross_entropy(logits, collated.targets.to(device), collated.weights.to(device))
+        scaled = loss / config.gradient_accumulation
+        if accelerator:
+            accelerator.backward(scaled)
+        else:
+            scaled.backward()
+        tokens += collated.tokens
+        padded += collated.input_ids.numel()
+        labeled += len(collated.positions)
+        last_loss = float(loss.detach())
+        loss_sum += last_loss
+        loss_count += 1
+        if (index + 1) % config.gradient_accumulation == 0 or index + 1 == total_batches:
+            if config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            update += 1
+            if update % config.log_every == 0:
+                report(
+                    0.9 * (index + 1) / total_batches,
+                    f"step {update}/{total_updates} loss {last_loss:.4f}",
+                )
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    metrics: dict = {
+        "objective": config.objective,
+        "train_loss": loss_sum / max(1.0, loss_count),
+        "final_loss": last_loss,
+        "examples": len(examples),
+        "optimizer_steps": update,
+        "tokens": tokens * world,
+        "padded_tokens": padded * world,
+        "padding_fraction": 1.0 - tokens / max(1, padded),
+        "labeled_steps": labeled * world,
+        "seconds": seconds,
+        "tokens_per_s": tokens * world / max(seconds, 1e-9),
+        "labeled_steps_per_s": labeled * world / max(seconds, 1e-9),
+        "device": str(device),
+        "bf16": bf16,
+        "world_size": world,
+    }
+    if accelerator:
+        accelerator.wait_for_everyone()
+        model = accelerator.unwrap_model(model)
+    model.eval()
+    if validation:
+        report(0.92, "evaluating on validation data")
+        metrics.update(_validation_metrics(model, tokenizer, validation, config, device))
+    meta = {
+        "objective": config.objective,
+        "base_model": config.base_model,
+        "max_length": config.max_length,
+        "train_config": config.to_dict(),
+        "metrics": metrics,
+        "num_labels": 3,
+        "label_order": ["negative", "neutral", "positive"],
+    }
+    if accelerator and not accelerator.is_main_process:
+        accelerator.wait_for_everyone()
+        return TrainResult(os.path.abspath(config.output_dir), metrics)
+    report(0.97, "saving checkpoint")
+    if config.gradient_checkpointing:
+        model.backbone.gradient_checkpointing_disable()
+    path = save_checkpoint(
+        model, tokenizer, config.output_dir, meta=meta, overwrite=config.overwrite
+    )
+    if accelerator:
+        accelerator.wait_for_everyone()
+    report(1.0, "done")
+    return TrainResult(checkpoint_dir=path, metrics=metrics)
+
+
+def _validation_metrics(model, tokenizer, validation, config, device) -> dict:
+    from .evaluate import outcome_metrics, step_metrics
+
+    scorer = RewardModelScorer(
+        model, tokenizer, objective=config.objective, max_length=config.max_length, device=device
+    )
+    usable = [s for s in validation if s.steps]
+    scores = scorer.score([(s.problem, s.steps) for s in usable])
+    out = {}
+    if config.objective == "prm":
+        out.update({f"val_{k}": v for k, v in step_metrics(scores, usable).items()})
+    out.update({f"val_{k}": v for k, v in outcome_metrics(scores, usable).items()})
+    return out
+
+
+def load_jsonl(path: str) -> list[LabeledSolution]:
+    """One LabeledSolution per line, keys named as its fields (extra keys are an error)."""
+    names = {f.name for f in dataclasses.fields(LabeledSolution)}
+    out = []
+    with open(path) as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            unknown = set(row) - names
+            if unknown:
+                raise ValueError(f"{path}:{number}: unknown keys {sorted(unknown)}")
+            out.append(LabeledSolution(**row))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.prm.train", description=__doc__)
+    add_arguments(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="JSONL of LabeledSolution records")
+    source.add_argument("--synthetic", type=int, help="train on N synthetic problems instead")
+    parser.add_argument("--held-out", type=float, default=0.1, help="share of problems held out")
+    args = parser.parse_args(argv)
+    config = from_namespace(args)
+    if args.data:
+        solutions = load_jsonl(args.data)
+    else:
+        from .synthetic import make_world
+
+        solutions = make_world(args.synthetic, 8, seed=config.seed)
+    train, held = split_by_problem(solutions, held_out_fraction=args.held_out, seed=config.seed)
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{fraction:6.1%}] {message}", file=sys.stderr, flush=True)
+
+    result = train_reward_model(train, config, validation=held or None, progress=progress)
+    print(json.dumps({"checkpoint_dir": result.checkpoint_dir, **result.metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
