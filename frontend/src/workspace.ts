@@ -125,6 +125,7 @@ export class Workspace {
   private draftInFlight = false;
   private draftPending = false;
   private draftRetryMs = 2_000;
+  private savedActiveMs = 0;
   private busy = false;
   private emptyPoll: number | undefined;
   private dialogReason: FinishReason | null = null;
@@ -276,6 +277,21 @@ export class Workspace {
       this.helpDialog,
     );
     document.addEventListener("keydown", (event) => this.onKey(event));
+    // Leaving or hiding the page: keep the latest active time with the local draft.
+    const keepLocal = () => {
+      if (this.assignment && this.state) {
+        this.store.set(`draft:${this.assignment.id}`, {
+          state: this.state,
+          active_ms: this.timer.ms,
+        });
+      }
+    };
+    window.addEventListener("pagehide", keepLocal);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") {
+        keepLocal();
+      }
+    });
   }
 
   // ---- loading work -------------------------------------------------------------------------
@@ -352,6 +368,7 @@ export class Workspace {
     this.state = state;
     const activeMs = Math.max(a.draft?.active_ms ?? 0, local?.active_ms ?? 0);
     this.timer.start(activeMs);
+    this.savedActiveMs = a.draft?.active_ms ?? 0;
 
     renderMathText(this.problemText, a.problem.text);
     renderAnswer(this.answerText, a.problem.reference_answer);
@@ -583,9 +600,11 @@ export class Workspace {
     }
     this.draftInFlight = true;
     const sentRev = this.state.rev;
+    const sentMs = this.timer.ms;
     this.setStatus("Saving…", "saving");
     try {
-      await api.saveDraft(a.id, this.state, this.timer.ms);
+      await api.saveDraft(a.id, this.state, sentMs);
+      this.savedActiveMs = sentMs;
       this.draftRetryMs = 2_000;
       if (this.assignment === a) {
         this.setStatus(`Saved ${new Date().toLocaleTimeString()}`, "saved");
@@ -621,6 +640,11 @@ export class Workspace {
   private async heartbeat(): Promise<void> {
     const a = this.assignment;
     if (!a || this.busy) {
+      return;
+    }
+    if (this.timer.ms > this.savedActiveMs + 1_000) {
+      // A draft save also extends the lease, and keeps the server's active time current.
+      await this.saveDraft();
       return;
     }
     try {

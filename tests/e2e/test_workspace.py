@@ -196,6 +196,19 @@ def test_bad_problem_report_and_untrusted_text_rendered_as_text(page):
     snap(page, "untrusted-text")
     assert page.evaluate("typeof window.__pwned") == "undefined"
 
+    # Help lists the keys; Escape closes it and the keys work again.
+    page.keyboard.press("?")
+    expect(page.locator("#help-dialog")).to_be_visible()
+    expect(page.locator("#help-dialog")).to_contain_text("Report a bad problem")
+    page.keyboard.press("Escape")
+    expect(page.locator("#help-dialog")).to_be_hidden()
+
+    # A phone-sized window still shows the rating buttons next to each step.
+    page.set_viewport_size({"width": 420, "height": 800})
+    expect(page.locator("#step-1 button.rate-bad")).to_be_visible()
+    snap(page, "narrow")
+    page.set_viewport_size({"width": 1200, "height": 900})
+
     page.click("#bad-problem")
     page.fill("#reason-text", "The problem statement contains HTML.")
     page.click("#reason-send")
