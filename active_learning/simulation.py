@@ -279,6 +279,17 @@ class SimulationResult:
         return efficiency_ratio(self.curve("active", metric), self.curve("uniform", metric))
 
 
+def check_budget(settings: SimulationSettings, *, pool_size: int, heldout_size: int) -> None:
+    """Each arm labels rounds x per_round distinct solutions, so the pool must hold them."""
+    if settings.per_round * settings.rounds > pool_size:
+        raise ValueError(
+            f"the pool has {pool_size} solutions, fewer than rounds x per_round = "
+            f"{settings.rounds * settings.per_round}"
+        )
+    if heldout_size < 1:
+        raise ValueError("the held-out set is empty")
+
+
 def simulate(
     *,
     pool: list[Any],
@@ -293,13 +304,7 @@ def simulate(
     log: Callable[[str], None] = lambda message: None,
 ) -> SimulationResult:
     """Run both arms and return one row per (arm, round). Deterministic for a given seed."""
-    if settings.per_round * settings.rounds > len(pool):
-        raise ValueError(
-            f"the pool has {len(pool)} solutions, fewer than rounds x per_round = "
-            f"{settings.rounds * settings.per_round}"
-        )
-    if not heldout:
-        raise ValueError("the held-out set is empty")
+    check_budget(settings, pool_size=len(pool), heldout_size=len(heldout))
     result = SimulationResult(settings=settings)
     # Round 1 of the first arm: (labeled ids, training set, row, trained scorer).
     shared_first: tuple[list[int], list[Any], RoundResult, Scorer] | None = None
@@ -381,7 +386,9 @@ def _row_line(row: RoundResult) -> str:
 
 # --------------------------------------------------------------------------------- output
 
-COLUMNS = [f.name for f in dataclasses.fields(RoundResult)]
+# Wall-clock training time varies run to run; it goes to the JSON only, so the table of a seed
+# is always the same.
+COLUMNS = [f.name for f in dataclasses.fields(RoundResult) if f.name != "train_seconds"]
 
 
 def write_report(result: SimulationResult, out: Path, *, title: str = "") -> dict[str, Path]:
@@ -397,14 +404,14 @@ def write_report(result: SimulationResult, out: Path, *, title: str = "") -> dic
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in result.rows:
-            writer.writerow(_formatted(row))
+            writer.writerow(_table_row(row))
 
     ratios = {metric: result.ratio(metric) for metric in METRICS}
     lines = [f"# {title}" if title else "# Simulation", ""]
     lines.append("| " + " | ".join(COLUMNS) + " |")
     lines.append("|" + "---|" * len(COLUMNS))
     for row in result.rows:
-        lines.append("| " + " | ".join(str(v) for v in _formatted(row).values()) + " |")
+        lines.append("| " + " | ".join(str(v) for v in _table_row(row).values()) + " |")
     lines.append("")
     for metric, ratio in ratios.items():
         marker = " (headline)" if metric == result.settings.metric else ""
@@ -419,6 +426,11 @@ def write_report(result: SimulationResult, out: Path, *, title: str = "") -> dic
     paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     plot_curves(result, paths["plot"], title=title)
     return paths
+
+
+def _table_row(row: RoundResult) -> dict[str, Any]:
+    values = _formatted(row)
+    return {key: values[key] for key in COLUMNS}
 
 
 def _formatted(row: RoundResult) -> dict[str, Any]:
@@ -485,10 +497,9 @@ class TrainingKnobs:
 
 def default_trainer(knobs: TrainingKnobs) -> Trainer:
     """A Trainer that fine-tunes a fresh copy of the tiny backbone with training.prm."""
+    from training.prm.config import TrainConfig
     from training.prm.score import RewardModelScorer
     from training.prm.train import train_reward_model
-
-    from training.prm.config import TrainConfig
 
     def train(labeled: list[Any], seed: int, workdir: Path) -> Scorer:
         config = TrainConfig(

@@ -119,8 +119,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         import torch
+        from transformers.utils import logging as transformers_logging
 
         from active_learning import simulation as sim
+
+        # One fresh model per round: the per-load progress bars would drown the round lines.
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
 
         preset = QUICK if options["quick"] else DEFAULTS
         knobs = {
@@ -132,6 +137,7 @@ class Command(BaseCommand):
             "pool_problems",
             "samples_per_problem",
             "heldout_problems",
+            "oracle_problems",
         ):
             if knobs[key] < 1:
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
@@ -142,6 +148,13 @@ class Command(BaseCommand):
         if options["oracle"] != "prm" and options["oracle_checkpoint"]:
             raise CommandError("--oracle-checkpoint only goes with --oracle prm")
 
+        if options["per_problem_cap"] < 0:
+            raise CommandError("--per-problem-cap must be 0 (no cap) or more")
+        if knobs["epochs"] <= 0:
+            raise CommandError("--epochs must be positive")
+        if options["learning_rate"] <= 0:
+            raise CommandError("--learning-rate must be positive")
+
         seed = options["seed"]
         torch.set_num_threads(max(1, options["threads"]))
         sim.set_seed(seed)
@@ -149,11 +162,38 @@ class Command(BaseCommand):
         out = Path(options["out"])
         started = time.perf_counter()
 
+        from training.prm.evaluate import step_metrics
+        from training.prm.synthetic import build_tiny_backbone, make_world
+
+        # Cheap checks and the worlds first: a bad budget fails before any model is built.
+        settings = sim.SimulationSettings(
+            rounds=knobs["rounds"],
+            per_round=knobs["per_round"],
+            seed=seed,
+            metric=options["metric"],
+        )
+        if options["oracle"] == "imported":
+            pool, heldout = load_imported_world(
+                seed=seed, heldout_fraction=options["heldout_fraction"]
+            )
+            source = f"{len(pool)} imported solutions"
+        else:
+            pool = make_world(knobs["pool_problems"], knobs["samples_per_problem"], seed=seed)
+            heldout = make_world(
+                knobs["heldout_problems"], knobs["samples_per_problem"], seed=seed + HELDOUT_SEED
+            )
+            _prefix_problem_ids(heldout, "heldout:")
+            source = (
+                f"synthetic world: {knobs['pool_problems']} problems x "
+                f"{knobs['samples_per_problem']} samples"
+            )
+        try:
+            sim.check_budget(settings, pool_size=len(pool), heldout_size=len(heldout))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+
         with tempfile.TemporaryDirectory(prefix="stepwise-simulation-") as tmp:
             workdir = Path(tmp)
-            from training.prm.evaluate import step_metrics
-            from training.prm.synthetic import build_tiny_backbone, make_world
-
             backbone = build_tiny_backbone(str(workdir / "backbone"), seed=seed)
             training = sim.TrainingKnobs(
                 backbone_dir=backbone,
@@ -161,63 +201,32 @@ class Command(BaseCommand):
                 learning_rate=options["learning_rate"],
                 device=options["device"],
             )
-            trainer = sim.default_trainer(training)
-
-            if options["oracle"] == "imported":
-                pool, heldout = load_imported_world(
-                    seed=seed, heldout_fraction=options["heldout_fraction"]
-                )
-                oracle: Any = sim.KnownCorrectnessOracle()
-                source = f"{len(pool)} imported solutions"
-            else:
-                pool = make_world(knobs["pool_problems"], knobs["samples_per_problem"], seed=seed)
-                heldout = make_world(
-                    knobs["heldout_problems"],
-                    knobs["samples_per_problem"],
-                    seed=seed + HELDOUT_SEED,
-                )
-                _prefix_problem_ids(heldout, "heldout:")
-                source = (
-                    f"synthetic world: {knobs['pool_problems']} problems x "
-                    f"{knobs['samples_per_problem']} samples"
-                )
-                oracle = sim.KnownCorrectnessOracle()
-                if options["oracle"] == "prm":
-                    oracle = self._prm_oracle(sim, options, knobs, training, workdir, seed)
-                    # Held-out quality is measured against the labeler's own labels.
-                    heldout = [
-                        _with_ratings(s, r)
-                        for s, r in zip(heldout, oracle.label(heldout), strict=True)
-                    ]
+            oracle: Any = sim.KnownCorrectnessOracle()
+            if options["oracle"] == "prm":
+                oracle = self._prm_oracle(sim, options, knobs, training, workdir, seed)
+                # Held-out quality is measured against the labeler's own labels.
+                labels = oracle.label(heldout)
+                heldout = [_with_ratings(s, r) for s, r in zip(heldout, labels, strict=True)]
 
             self.stdout.write(
                 f"simulating {knobs['rounds']} rounds x {knobs['per_round']} solutions per arm "
                 f"on {source}; held-out {len(heldout)} solutions; oracle {options['oracle']}"
             )
-            settings = sim.SimulationSettings(
-                rounds=knobs["rounds"],
-                per_round=knobs["per_round"],
-                seed=seed,
-                metric=options["metric"],
+            result = sim.simulate(
+                pool=pool,
+                heldout=heldout,
+                oracle=oracle,
+                trainer=sim.default_trainer(training),
+                select_uniform=sim.uniform_selector(),
+                select_active=sim.convincing_wrong_answer_selector(
+                    wrong_share=options["wrong_share"],
+                    per_problem_cap=options["per_problem_cap"] or None,
+                ),
+                step_metrics=step_metrics,
+                settings=settings,
+                workdir=workdir,
+                log=self.stdout.write,
             )
-            try:
-                result = sim.simulate(
-                    pool=pool,
-                    heldout=heldout,
-                    oracle=oracle,
-                    trainer=trainer,
-                    select_uniform=sim.uniform_selector(),
-                    select_active=sim.convincing_wrong_answer_selector(
-                        wrong_share=options["wrong_share"],
-                        per_problem_cap=options["per_problem_cap"] or None,
-                    ),
-                    step_metrics=step_metrics,
-                    settings=settings,
-                    workdir=workdir,
-                    log=self.stdout.write,
-                )
-            except ValueError as exc:
-                raise CommandError(str(exc)) from exc
 
         title = (
             f"simulate_rounds --oracle {options['oracle']} --seed {seed}: {source}, "

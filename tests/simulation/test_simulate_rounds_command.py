@@ -1,0 +1,75 @@
+"""`manage.py simulate_rounds --quick` end to end: real tiny PRMs trained on CPU, real outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+
+@pytest.mark.slow
+def test_quick_run_writes_table_plot_and_ratio(tmp_path):
+    import torch
+
+    torch.set_num_threads(2)
+    out = tmp_path / "sim"
+    stdout = io.StringIO()
+    call_command("simulate_rounds", "--quick", "--seed", "3", "--out", str(out), stdout=stdout)
+    log = stdout.getvalue()
+
+    with open(out / "simulation.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["arm"], r["round"], r["strategy"]) for r in rows] == [
+        ("active", "1", "uniform"),
+        ("active", "2", "convincing_wrong_answer"),
+        ("uniform", "1", "uniform"),
+        ("uniform", "2", "uniform"),
+    ]
+    # --quick labels 8 solutions per round; both arms start from the same uniform round
+    assert [int(r["solutions_labeled"]) for r in rows] == [8, 16, 8, 16]
+    assert rows[0] == {**rows[2], "arm": "active"}
+    for row in rows:
+        assert 0.0 <= float(row["step_auroc"]) <= 1.0
+        assert 0.0 <= float(row["best_of_n"]) <= 1.0
+        assert int(row["steps_labeled"]) >= int(row["solutions_labeled"])
+    # the active round 2 batch is mostly wrong-answer solutions (80% of 8 when the pool has them)
+    assert float(rows[1]["wrong_answer_share"]) >= 0.5
+
+    summary = json.loads((out / "simulation.json").read_text())
+    headline = summary["efficiency"]["step_auroc"]
+    assert headline["active_labels"] in (8.0, 16.0)
+    assert (headline["ratio"] is None) != (headline["ratio_lower_bound"] is None)
+    assert (out / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "data efficiency on step_auroc (headline)" in (out / "simulation.md").read_text()
+    assert "data efficiency (step_auroc):" in log
+
+
+def test_bad_options_are_refused_before_any_work(tmp_path):
+    with pytest.raises(CommandError, match="--rounds must be at least 1"):
+        call_command("simulate_rounds", "--quick", "--rounds", "0", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="--wrong-share must be between 0 and 1"):
+        call_command("simulate_rounds", "--quick", "--wrong-share", "1.5", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="only goes with --oracle prm"):
+        call_command(
+            "simulate_rounds", "--quick", "--oracle-checkpoint", "/nope", "--out", str(tmp_path)
+        )
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_budget_beyond_the_pool_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="fewer than rounds x per_round"):
+        call_command(
+            "simulate_rounds",
+            "--quick",
+            "--rounds",
+            "3",
+            "--per-round",
+            "40",
+            "--out",
+            str(tmp_path),
+        )
+    assert not (tmp_path / "simulation.csv").exists()
