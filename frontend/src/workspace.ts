@@ -814,6 +814,9 @@ export class Workspace {
     const rating = RATINGS.find((r) => r.keys.includes(key));
     if (rating) {
       event.preventDefault();
+      if (event.repeat) {
+        return; // a held key must not rate the following steps too
+      }
       this.apply((a, s) => rate(a, s, rating.rating), true);
       return;
     }
