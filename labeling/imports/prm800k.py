@@ -50,6 +50,7 @@ from labeling.imports.common import (
     iter_json_lines,
     lock_imports,
     open_source,
+    paused_gc,
     solution_fingerprint,
     text_md5,
 )
@@ -138,7 +139,7 @@ def import_prm800k(path: Source, *, progress: bool = False, batch_size: int = 20
     the file is kept then. Lines are validated and written in batches of ``batch_size``.
     """
     result = ImportResult(kind="prm800k")
-    with open_source(path) as (handle, size), transaction.atomic():
+    with open_source(path) as (handle, size), paused_gc(), transaction.atomic():
         lock_imports()
         writer = _Writer(result)
         lines = iter_json_lines(handle, size, progress)
@@ -219,7 +220,8 @@ def _parse_line(number: int, data: Any) -> _Line:
     read.no_unknown_keys(label, LABEL_KEYS, "label")
     raw_label_steps = read.array(label, "steps", "label.steps")
     steps = [
-        _parse_label_step(read, raw, f"label.steps[{i}]") for i, raw in enumerate(raw_label_steps)
+        _plain_label_step(raw) or _parse_label_step(read, raw, f"label.steps[{i}]")
+        for i, raw in enumerate(raw_label_steps)
     ]
     total_time = read.integer(label, "total_time", "label.total_time", nullable=True, minimum=0)
     finish_reason = read.get(label, "finish_reason", "label.finish_reason")
@@ -258,17 +260,30 @@ def _parse_line(number: int, data: Any) -> _Line:
     )
 
 
+def _plain_label_step(raw: Any) -> _LabelStep | None:
+    """The common, valid step (no human completion) checked in one go; None sends it down the
+    slow path, which finds and explains what is wrong (or accepts the rarer shapes)."""
+    if type(raw) is not dict or len(raw) != 3 or raw.get("human_completion", 0) is not None:
+        return None
+    completions = raw.get("completions")
+    if type(completions) is not list or not all(map(_is_plain_completion, completions)):
+        return None
+    chosen = raw.get("chosen_completion", -1)
+    if chosen is not None and (type(chosen) is not int or not 0 <= chosen < len(completions)):
+        return None
+    return _LabelStep(
+        completions=[_Completion(c["text"], c["rating"], c["flagged"]) for c in completions],
+        human=None,
+        chosen=chosen,
+    )
+
+
 def _parse_label_step(read: LineReader, raw: Any, path: str) -> _LabelStep:
     step = read.object(raw, path)
     read.no_unknown_keys(step, STEP_KEYS, path)
     raw_completions = read.array(step, "completions", f"{path}.completions", nullable=True)
     completions = None
-    if raw_completions is not None and all(map(_is_plain_completion, raw_completions)):
-        completions = [
-            _Completion(text=c["text"], rating=c["rating"], flagged=c["flagged"])
-            for c in raw_completions
-        ]
-    elif raw_completions is not None:
+    if raw_completions is not None:
         completions = []
         for index, raw_completion in enumerate(raw_completions):
             where = f"{path}.completions[{index}]"
@@ -304,21 +319,30 @@ def _parse_label_step(read: LineReader, raw: Any, path: str) -> _LabelStep:
     return _LabelStep(completions=completions, human=human, chosen=chosen)
 
 
+class _IdentitySet(tuple):
+    def __contains__(self, value: object) -> bool:
+        return any(value is member for member in self)
+
+
 def _is_plain_completion(value: Any) -> bool:
     """The common, valid completion; anything else takes the slow path that explains itself."""
+    if type(value) is not dict or len(value) != 3 or "rating" not in value:
+        return False
+    text = value.get("text")
+    rating = value["rating"]
     return (
-        type(value) is dict
-        and value.keys() == COMPLETION_KEYS
-        and type(value["text"]) is str
-        and "\x00" not in value["text"]
-        and value["rating"] in _RATINGS
-        and type(value["rating"]) is not bool
-        and value["flagged"] in _FLAGS
+        type(text) is str
+        and "\x00" not in text
+        and (rating is None or type(rating) is int)
+        and rating in _RATINGS
+        and value.get("flagged", _MISSING) in _FLAGS
     )
 
 
 _RATINGS = (-1, 0, 1, None)
-_FLAGS = (True, False, None)
+_MISSING = object()
+# Identity, not equality: 1 == True and 0 == False must not pass as flags.
+_FLAGS = _IdentitySet((True, False, None))
 
 
 def _chosen_trajectory(steps: list[_LabelStep]) -> list[str]:

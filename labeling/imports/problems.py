@@ -17,6 +17,7 @@ from labeling.imports.common import (
     iter_json_records,
     lock_imports,
     open_source,
+    paused_gc,
     text_md5,
 )
 from labeling.models import Problem
@@ -30,7 +31,7 @@ def import_problems(
     """Import problems atomically; a problem already present (same ``unique_id``, or same
     text) is skipped. ``split`` defaults to the first part of ``unique_id`` ("test/...")."""
     result = ImportResult(kind="problems")
-    with open_source(path) as (handle, size), transaction.atomic():
+    with open_source(path) as (handle, size), paused_gc(), transaction.atomic():
         lock_imports()
         seen_texts: set[str] = set()
         seen_ids: set[str] = set()

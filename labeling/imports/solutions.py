@@ -37,6 +37,7 @@ from labeling.imports.common import (
     iter_json_records,
     lock_imports,
     open_source,
+    paused_gc,
     solution_fingerprint,
     text_md5,
 )
@@ -64,7 +65,7 @@ def import_solutions(
     """Import candidate solutions atomically; one already present (same problem and steps)
     is skipped. A bad record raises ``ImportLineError`` and nothing is kept."""
     result = ImportResult(kind="solutions")
-    with open_source(path) as (handle, size), transaction.atomic():
+    with open_source(path) as (handle, size), paused_gc(), transaction.atomic():
         lock_imports()
         problems: dict[tuple[str, str], tuple[int, str]] = {}
         for batch in batched(iter_json_records(handle, size, progress), batch_size):

@@ -257,6 +257,33 @@ BAD_LINES = [
         "must be true or false, got number",
     ),
     (
+        "flagged as a number",
+        lambda base: _mutated(
+            base, lambda d: d["label"]["steps"][0]["completions"][0].__setitem__("flagged", 1)
+        ),
+        "label.steps[0].completions[0].flagged",
+        "must be true, false or null, got number",
+    ),
+    (
+        "completion without flagged",
+        lambda base: _mutated(
+            base,
+            lambda d: d["label"]["steps"][0]["completions"][0].update(
+                {"flagged_": d["label"]["steps"][0]["completions"][0].pop("flagged")}
+            ),
+        ),
+        "label.steps[0].completions[0].flagged_",
+        "unexpected field",
+    ),
+    (
+        "rating true",
+        lambda base: _mutated(
+            base, lambda d: d["label"]["steps"][0]["completions"][0].__setitem__("rating", True)
+        ),
+        "label.steps[0].completions[0].rating",
+        "must be -1, 0, 1 or null, got true",
+    ),
+    (
         "unexpected field",
         lambda base: _mutated(base, lambda d: d["question"].__setitem__("hint", "x")),
         "question.hint",
