@@ -38,7 +38,7 @@ def completions_of(labeling) -> list[list[tuple[int, int | None, bool | None]]]:
     ]
 
 
-def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page):
+def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page, live_server):
     alice = make_labeler("alice")
     make_task(
         problem_text=r"Solve $x^2 = 4$ for $x > 0$. Then compute \[\frac{x}{2}.\]",
@@ -104,6 +104,26 @@ def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page):
     expect(pressed(page, "#alt-2-0", "Great")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#submit")).to_be_disabled()
 
+    # The server's draft alone is enough: a fresh browser (no localStorage) finds the same.
+    other = page.context.browser.new_context(base_url=live_server.url)
+    try:
+        fresh = other.new_page()
+        log_in(fresh, "alice")
+        expect(fresh.locator("#alt-2-1")).to_be_visible()
+        expect(pressed(fresh, "#step-2", "Bad")).to_have_attribute("aria-pressed", "true")
+        expect(pressed(fresh, "#alt-2-0", "Great")).to_have_attribute("aria-pressed", "true")
+    finally:
+        other.close()
+
+    # And this browser's copy alone is enough: with draft saves failing, a flag set now
+    # survives a reload.
+    page.route("**/draft/", lambda route: route.abort())
+    page.keyboard.press("f")
+    expect(page.locator("#save-status")).to_contain_text("Offline")
+    page.reload()
+    expect(page.locator("#alt-2-1 button.flag")).to_have_attribute("aria-pressed", "true")
+    page.unroute("**/draft/")
+
     page.keyboard.press("3")  # second alternative: Bad
     expect(page.locator("#submit")).to_be_enabled()
     page.keyboard.press("s")
@@ -117,7 +137,7 @@ def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page):
     assert completions_of(labeling) == [
         [(0, 0, False)],
         [(0, 0, False)],
-        [(0, -1, True), (1, 1, False), (2, -1, False)],
+        [(0, -1, True), (1, 1, False), (2, -1, True)],
     ]
     assert [s.chosen_completion for s in labeling.steps.all()] == [0, 0, None]
     assert labeling.steps.all()[2].completions.all()[1].text == r"$\frac{2}{2} = 1$"
