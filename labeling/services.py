@@ -94,26 +94,40 @@ def _shared_item(labeler: Labeler, tasks) -> LabelingTask | None:
 
 
 def _lock_regular_candidate(labeler: Labeler, now: datetime, skip: list[int]) -> int | None:
-    """Lock the first regular task with a free slot, skipping rows other claimers hold."""
+    """Lock the first regular task with a free slot, skipping rows other claimers hold.
+
+    Generations are walked in order, one query each, so every query follows the partial index
+    `labelingtask_open_queue_idx` (generation, priority desc, id) and stops at the first hit.
+    """
     live = Assignment.objects.filter(task=OuterRef("pk")).filter(
         Q(state=Assignment.State.SUBMITTED)
         | Q(state=Assignment.State.ACTIVE, lease_expires_at__gt=now)
     )
     held = live.order_by().values("task").annotate(n=Count("*")).values("n")
-    tasks = LabelingTask.objects.filter(
-        state=LabelingTask.State.OPEN,
-        kind=LabelingTask.Kind.REGULAR,
-        generation__state=Generation.State.ACTIVE,
-    ).exclude(id__in=skip)
-    return (
-        _not_done_by(labeler, tasks)
-        .annotate(held=Coalesce(Subquery(held), 0))
-        .filter(held__lt=F("labelings_required"))
-        .order_by("generation__number", "-priority", "id")
-        .select_for_update(skip_locked=True, of=("self",))
+    generations = (
+        Generation.objects.filter(state=Generation.State.ACTIVE)
+        .exclude(number=SCREENING_GENERATION_NUMBER)
+        .order_by("number")
         .values_list("id", flat=True)
-        .first()
     )
+    for generation_id in generations:
+        tasks = LabelingTask.objects.filter(
+            generation_id=generation_id,
+            state=LabelingTask.State.OPEN,
+            kind=LabelingTask.Kind.REGULAR,
+        ).exclude(id__in=skip)
+        task_id = (
+            _not_done_by(labeler, tasks)
+            .annotate(held=Coalesce(Subquery(held), 0))
+            .filter(held__lt=F("labelings_required"))
+            .order_by("-priority", "id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)
+            .first()
+        )
+        if task_id is not None:
+            return task_id
+    return None
 
 
 def _free_slot(task: LabelingTask, now: datetime) -> int | None:
@@ -187,7 +201,8 @@ def _claim_once(labeler: Labeler) -> Assignment | None:
         own.lease_expires_at = now + lease_duration()
         own.save(update_fields=["lease_expires_at"])
         return own
-    labeler = Labeler.objects.get(pk=labeler.pk)  # fresh screening status
+    if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
+        labeler = Labeler.objects.get(pk=labeler.pk)  # may have just been screened
     if labeler.screening_status == Labeler.ScreeningStatus.FAILED:
         return None
     if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
