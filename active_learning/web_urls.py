@@ -1,5 +1,12 @@
 """The admin console's browser pages (round and PRM dashboards)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from active_learning import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.rounds_dashboard, name="rounds"),
+    path("prm/", views.prm_dashboard, name="prm"),
+]

@@ -1,0 +1,53 @@
+// Shapes of the rounds API (active_learning/apis.py).
+
+export interface RoundCounts {
+  tasks: number;
+  queued: number;
+  paused: number;
+  cancelled: number;
+  done: number;
+  leased: number;
+  labelings: number;
+  found_error: number;
+  selected: number;
+  selected_wrong: number;
+  wrong_answer_share: number | null;
+  found_error_share: number | null;
+  unfinished: number;
+}
+
+export interface RoundProgress {
+  stage?: string;
+  fraction?: number;
+  message?: string;
+  error?: string;
+  selected?: number;
+}
+
+export interface Round {
+  id: number;
+  number: number;
+  state: string;
+  strategy: string;
+  strategy_params: Record<string, unknown>;
+  prm_version: { id: number; name: string; state: string } | null;
+  target_size: number | null;
+  labelings_per_task: number;
+  qc_rate: number;
+  retrain: boolean;
+  progress: RoundProgress;
+  launched_by: string | null;
+  created_at: string;
+  counts: RoundCounts | null;
+  exports: { prm800k: string; stepwise: string };
+}
+
+export interface LaunchBody {
+  prm_version: number | null;
+  strategy: string;
+  strategy_params: Record<string, number | string>;
+  size: number;
+  labelings_per_task: number;
+  qc_rate: number;
+  retrain: boolean;
+}
