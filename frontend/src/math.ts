@@ -6,7 +6,28 @@ import katex from "katex";
 
 export type Segment =
   | { kind: "text"; text: string }
-  | { kind: "math"; tex: string; display: boolean };
+  | { kind: "math"; tex: string; display: boolean }
+  | { kind: "figure"; source: string };
+
+// MATH problems often use these environments without $...$ around them; KaTeX typesets them in
+// display mode. (tabular is not math and KaTeX has no support for it: it stays text.)
+const DISPLAY_ENVIRONMENTS = new Set([
+  "align",
+  "align*",
+  "aligned",
+  "alignat",
+  "alignat*",
+  "gather",
+  "gather*",
+  "equation",
+  "equation*",
+  "array",
+  "matrix",
+  "pmatrix",
+  "bmatrix",
+  "vmatrix",
+  "cases",
+]);
 
 const DELIMITERS: { open: string; close: string; display: boolean }[] = [
   // Longest openers first, so "$$" is not read as an empty "$...$".
@@ -51,6 +72,27 @@ export function splitMath(text: string): Segment[] {
       buffer += "$";
       i += 2;
       continue;
+    }
+    // [asy]...[/asy] is Asymptote source for a figure; it cannot be drawn here.
+    if (text.startsWith("[asy]", i)) {
+      const end = text.indexOf("[/asy]", i + 5);
+      if (end >= 0) {
+        flush();
+        out.push({ kind: "figure", source: text.slice(i + 5, end).trim() });
+        i = end + 6;
+        continue;
+      }
+    }
+    const env = /^\\begin\{([a-zA-Z]+\*?)\}/.exec(text.slice(i, i + 40));
+    if (env && DISPLAY_ENVIRONMENTS.has(env[1])) {
+      const close = `\\end{${env[1]}}`;
+      const end = text.indexOf(close, i + env[0].length);
+      if (end >= 0) {
+        flush();
+        out.push({ kind: "math", tex: text.slice(i, end + close.length), display: true });
+        i = end + close.length;
+        continue;
+      }
     }
     for (const d of DELIMITERS) {
       if (!text.startsWith(d.open, i)) {
@@ -98,13 +140,34 @@ function renderTex(tex: string, display: boolean): HTMLElement {
 /** Replaces the children of `target` with `text` rendered as text plus KaTeX math. */
 export function renderMathText(target: HTMLElement, text: string): void {
   target.replaceChildren();
-  for (const seg of splitMath(text)) {
+  const segments = splitMath(text);
+  const isBlock = (seg: Segment | undefined) =>
+    seg !== undefined && (seg.kind === "figure" || (seg.kind === "math" && seg.display));
+  segments.forEach((seg, k) => {
     if (seg.kind === "text") {
-      target.appendChild(document.createTextNode(seg.text));
+      // A display block is already on its own line: drop one line break on each side of it,
+      // or pre-wrap would add an empty line.
+      let t = seg.text;
+      if (isBlock(segments[k - 1])) {
+        t = t.replace(/^[ \t]*\n/, "");
+      }
+      if (isBlock(segments[k + 1])) {
+        t = t.replace(/\n[ \t]*$/, "");
+      }
+      target.appendChild(document.createTextNode(t));
+    } else if (seg.kind === "figure") {
+      const details = document.createElement("details");
+      details.className = "figure-source";
+      const summary = document.createElement("summary");
+      summary.textContent = "Figure (Asymptote source; not drawn)";
+      const pre = document.createElement("pre");
+      pre.textContent = seg.source;
+      details.append(summary, pre);
+      target.appendChild(details);
     } else {
       target.appendChild(renderTex(seg.tex, seg.display));
     }
-  }
+  });
 }
 
 /** Renders a reference answer: bare LaTeX ("\\frac{1}{2}") unless it carries its own delimiters. */

@@ -41,7 +41,8 @@ def completions_of(labeling) -> list[list[tuple[int, int | None, bool | None]]]:
 def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page, live_server):
     alice = make_labeler("alice")
     make_task(
-        problem_text=r"Solve $x^2 = 4$ for $x > 0$. Then compute \[\frac{x}{2}.\]",
+        problem_text=r"Solve $x^2 = 4$ for $x > 0$. Then compute \[\frac{x}{2}.\]"
+        "\nGiven \\begin{align*}\ny &= x + 1, \\\\\nz &= 2y\n\\end{align*}find $z$.",
         answer=r"\frac{2}{2}",
         steps=[
             r"The positive root of $x^2 = 4$ is $x = 2$.",
@@ -58,7 +59,9 @@ def test_found_error_by_keyboard_with_undo_reload_and_alternatives(page, live_se
     expect(page.locator("#step-0")).to_be_visible()
     # Math is typeset by KaTeX, in the problem, the answer and the steps.
     assert page.locator("#problem-text .katex").count() >= 2
-    assert page.locator("#problem-text .katex-display").count() == 1
+    # \[...\] and a bare align* environment (as MATH problems write it) are display math.
+    assert page.locator("#problem-text .katex-display").count() == 2
+    assert "begin{align" not in page.locator("#problem-text").inner_text()
     assert page.locator("#reference-answer .katex").count() == 1
     assert page.locator("#step-0 .katex").count() == 2
     # Only the first step is revealed at first.

@@ -55,6 +55,32 @@ eq(
 );
 eq(splitMath("$$ $$"), [{ kind: "text", text: "$$ $$" }], "empty math stays text");
 
+eq(
+  splitMath("Solve\n\\begin{align*}\nx &= 1\n\\end{align*}Find $x$."),
+  [
+    { kind: "text", text: "Solve\n" },
+    { kind: "math", tex: "\\begin{align*}\nx &= 1\n\\end{align*}", display: true },
+    { kind: "text", text: "Find " },
+    { kind: "math", tex: "x", display: false },
+    { kind: "text", text: "." },
+  ],
+  "bare align* is display math",
+);
+eq(
+  splitMath("\\begin{tabular}{c}1\\end{tabular}"),
+  [{ kind: "text", text: "\\begin{tabular}{c}1\\end{tabular}" }],
+  "tabular stays text",
+);
+eq(
+  splitMath("See [asy]draw((0,0)--(1,1));[/asy] now"),
+  [
+    { kind: "text", text: "See " },
+    { kind: "figure", source: "draw((0,0)--(1,1));" },
+    { kind: "text", text: " now" },
+  ],
+  "asymptote figures are set apart",
+);
+
 // ---- the labeling walk
 const task: Assignment = {
   id: 1,
