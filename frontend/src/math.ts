@@ -149,10 +149,10 @@ export function renderMathText(target: HTMLElement, text: string): void {
       // or pre-wrap would add an empty line.
       let t = seg.text;
       if (isBlock(segments[k - 1])) {
-        t = t.replace(/^[ \t]*\n/, "");
+        t = t.replace(/^[ \t]*\n?/, "");
       }
       if (isBlock(segments[k + 1])) {
-        t = t.replace(/\n[ \t]*$/, "");
+        t = t.replace(/\n?[ \t]*$/, "");
       }
       target.appendChild(document.createTextNode(t));
     } else if (seg.kind === "figure") {
