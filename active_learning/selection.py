@@ -212,7 +212,8 @@ def select_from_pool(
     if strategy != "uniform" and not pool.scored:
         raise StrategyError(f"{strategy} needs a PRM version to score the pool")
     cap = params.get("per_problem_cap")
-    # One transaction: every statement of a selection sees the same pool.
+    # One transaction, so a caller's locks cover it. Each statement is exact on its own (the
+    # rest part excludes the wrong part's ids), so no wider isolation is needed.
     with transaction.atomic(), connection.cursor() as cursor:
         if strategy == "convincing_wrong_answer":
             share = params.get("wrong_share", strategies.DEFAULT_WRONG_SHARE)

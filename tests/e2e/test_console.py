@@ -65,7 +65,7 @@ def test_launch_a_round_and_watch_it_on_the_dashboard(
     page.wait_for_selector("tr[data-round='0'][data-state='active']", timeout=60_000)
     assert "prm-console" in row.inner_text()
     assert "5 · 0 · 0 / 5" in row.locator(".counts").inner_text()
-    assert "queued: queued 5 solutions" in row.inner_text()
+    assert "queued 5 solutions" in row.inner_text()
     assert "wrong_share=0.6" in row.inner_text()
     generation = Generation.objects.get(number=0)
     assert generation.strategy_params == {"wrong_share": 0.6, "per_problem_cap": 2}

@@ -35,7 +35,8 @@ export function progressText(round: Round): string {
   if (round.state === "failed") {
     return `failed: ${(p.error ?? "").split("\n").filter(Boolean).pop() ?? ""}`;
   }
-  return [p.stage, p.message].filter(Boolean).join(": ");
+  // While launching the stage matters (training, scoring, selecting); afterwards the summary.
+  return round.state === "launching" ? [p.stage, p.message].filter(Boolean).join(": ") : (p.message ?? "");
 }
 
 /** The launch form's fields as the API's body; only the chosen strategy's parameters go. */
