@@ -265,8 +265,8 @@ def worker_identity() -> str:
 def _process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            # A zombie (state Z) has exited; only its parent has not reaped it yet.
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+            # A zombie (Z) or dying (X) process has exited; only its parent has not reaped it yet.
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except FileNotFoundError:
         return False
     except OSError:

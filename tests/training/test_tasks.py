@@ -77,6 +77,15 @@ def test_train_score_and_rerun_on_a_real_worker(
     step_probs = SolutionScore.objects.first().step_probabilities
     assert len(step_probs[0]) == 3 and abs(sum(step_probs[0]) - 1) < 1e-4
 
+    # Evaluation through the worker stores its metrics on the version.
+    eval_run = services.evaluation_run_start(prm_version_id=version.id)
+    eval_run = _wait(eval_run.id, {"succeeded", "failed"})
+    assert eval_run.state == "succeeded", eval_run.error
+    version.refresh_from_db()
+    assert version.metrics["evaluation"]["step_auroc"] == pytest.approx(
+        version.metrics["step_auroc"], abs=1e-6
+    )
+
     assert services.score_solutions(prm_version_id=version.id) == len(synthetic_labelings)
     assert SolutionScore.objects.count() == len(synthetic_labelings)
     assert set(SolutionScore.objects.values_list("id", flat=True)) == ids
@@ -210,10 +219,13 @@ def test_whole_worker_killed_mid_training_is_failed_by_the_sweep(
     run = services.training_run_start(prm_version_id=version.id, enqueue=False)
     try:
         tasks.train_prm_version_task.apply_async(kwargs={"run_id": run.id}, queue=queue)
-        _wait_training_started(run.id, proc)
+        child = int(_wait_training_started(run.id, proc).worker.rsplit(":", 1)[1])
     finally:
         _stop(proc)  # SIGKILL to the whole worker: nobody is left to notice
     assert TrainingRun.objects.get(id=run.id).state == "running"
+    deadline = time.time() + 30  # the kernel tears the orphaned pool process down meanwhile
+    while services._process_alive(child) and time.time() < deadline:
+        time.sleep(0.2)
 
     # The beat sweep (default queue, another process) sees the worker's process is gone.
     assert services.training_runs_fail_stale() == 1
