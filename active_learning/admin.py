@@ -15,3 +15,19 @@ class GenerationAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["state", "strategy"]
+
+
+@admin.register(models.Selection)
+class SelectionAdmin(admin.ModelAdmin):
+    """Read-only: a selection is a record of what a round's PRM chose and why."""
+
+    list_display = ["generation", "rank", "solution", "reason", "score", "key", "task"]
+    list_filter = ["reason", "generation"]
+    list_select_related = ["generation"]
+    raw_id_fields = ["solution", "task"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
