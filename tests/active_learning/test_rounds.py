@@ -255,3 +255,32 @@ def test_dashboard_figures(admin, labeler, world):
     wrong = generation.selections.filter(solution__grade="wrong").count()
     assert row["counts"]["wrong_answer_share"] == pytest.approx(wrong / 4)
     assert body["labels_per_day"] == [] and body["labelers"] == []
+
+
+def test_exports_carry_the_selecting_score_and_generation_and_are_admin_only(admin, labeler, world):
+    import json
+
+    from labeling.services import assignment_submit
+
+    generation = run_pipeline(launch(admin, prm_version_id=world["version"].id, size=2))
+    assignment = assignment_claim(labeler=labeler)
+    steps = [{"position": i, "rating": 1, "flagged": False, "alternatives": []} for i in range(2)]
+    assignment_submit(
+        assignment_id=assignment.id,
+        labeler=labeler,
+        finish_reason="solution",
+        reason="",
+        total_time_ms=500,
+        steps=steps,
+    )
+    url = f"/api/admin/exports/prm800k/?generation={generation.number}"
+    assert client_for(labeler).get(url).status_code == 403
+    assert client_for(labeler).get(url.replace("prm800k", "stepwise")).status_code == 403
+    response = client_for(admin).get(url)
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+    assert len(lines) == 1
+    chosen = Selection.objects.get(generation=generation, solution_id=assignment.task.solution_id)
+    assert lines[0]["generation"] == generation.number
+    assert lines[0]["question"]["pre_generated_verifier_score"] == pytest.approx(chosen.score)
