@@ -68,14 +68,14 @@ class Problem:
     difficulty: float
 
 
-def _make_problem(rng: random.Random, index: int) -> Problem:
+def _make_problem(rng: random.Random, index: int, *, min_ops: int = 3, max_ops: int = 6) -> Problem:
     name = rng.choice(sorted(NAMES))
     pronoun = NAMES[name]
     item = rng.choice(ITEMS)
     x = rng.randint(2, 30)
     start = x
     ops: list[_Op] = []
-    for _ in range(rng.randint(3, 6)):
+    for _ in range(rng.randint(min_ops, max_ops)):
         choices = ["add", "add", "sub"]
         if x <= 40:
             choices.append("mul")
@@ -115,6 +115,9 @@ def _make_problem(rng: random.Random, index: int) -> Problem:
 
 
 MISTAKES = ("slip", "operation", "copy", "carry", "final")
+NUMBER_VOCABULARY = 1000
+# Slips need real arithmetic, which a tiny model learns slowly: they are the rarer kind.
+MISTAKE_WEIGHTS = (1, 2, 2, 2)
 
 
 def _slip(rng: random.Random, y: int) -> int:
@@ -143,7 +146,9 @@ def _sample_solution(problem: Problem, rng: random.Random, *, error_rate: float)
     x = problem.start
     add(f"{problem.pronoun} starts with {x} {problem.item}.", 1)
     for op in problem.ops:
-        mistake = rng.choice(MISTAKES[:4]) if (not wrong and rng.random() < p_step) else None
+        mistake = None
+        if not wrong and rng.random() < p_step:
+            mistake = rng.choices(MISTAKES[:4], weights=MISTAKE_WEIGHTS)[0]
         if mistake == "slip" and op.kind == "div":
             mistake = "copy"
         shown_x, k, kind = x, op.k, op.kind
@@ -186,9 +191,11 @@ def _sample_solution(problem: Problem, rng: random.Random, *, error_rate: float)
     )
 
 
-def make_problems(num_problems: int, *, seed: int = 0) -> list[Problem]:
+def make_problems(
+    num_problems: int, *, seed: int = 0, min_ops: int = 3, max_ops: int = 6
+) -> list[Problem]:
     rng = random.Random(seed)
-    return [_make_problem(rng, i) for i in range(num_problems)]
+    return [_make_problem(rng, i, min_ops=min_ops, max_ops=max_ops) for i in range(num_problems)]
 
 
 def make_world(
@@ -197,17 +204,21 @@ def make_world(
     *,
     seed: int = 0,
     error_rate: float = 0.5,
+    min_ops: int = 3,
+    max_ops: int = 6,
 ) -> list[LabeledSolution]:
     """`solutions_per_problem` sampled solutions for each of `num_problems` problems.
 
     `error_rate` is roughly the share of solutions with a mistake on an average problem; each
     problem also has its own difficulty, so some are much harder than others (as in MATH).
+    A solution has one step per operation (`min_ops`..`max_ops`), a first and a final step, and
+    now and then an idle restatement (rated 0).
     """
     if num_problems < 1 or solutions_per_problem < 1:
         raise ValueError("num_problems and solutions_per_problem must be positive")
     rng = random.Random(seed + 1)
     world = []
-    for problem in make_problems(num_problems, seed=seed):
+    for problem in make_problems(num_problems, seed=seed, min_ops=min_ops, max_ops=max_ops):
         for _ in range(solutions_per_problem):
             world.append(_sample_solution(problem, rng, error_rate=error_rate))
     return world
@@ -218,14 +229,14 @@ def world_text(solutions: list[LabeledSolution]) -> list[str]:
 
 
 def build_tokenizer(texts: list[str]):
-    """A word-level tokenizer trained on `texts`; digits are split so numbers share pieces."""
+    """A word-level tokenizer trained on `texts` (every word and number is one token)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)]
-    )
+    # Whole numbers are single tokens: checking a copied number is then one token match, which a
+    # two-layer model learns in minutes (digit pieces would need multi-token comparisons).
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
     specials = ["<pad>", "<unk>", "<s>", "</s>", STEP_SEPARATOR]
     tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=specials))
     return PreTrainedTokenizerFast(
@@ -252,8 +263,8 @@ def build_tiny_backbone(
     from transformers import LlamaConfig, LlamaForCausalLM
 
     texts = world_text(make_world(300, 4, seed=seed + 12345))
-    # Every number a solution can contain is made of digits, so all ten must be in the vocabulary.
-    texts.append(" ".join(str(d) for d in range(10)) + " + - * / = . , ?")
+    # Every number a solution can reach, so none becomes <unk>.
+    texts.append(" ".join(str(n) for n in range(NUMBER_VOCABULARY)) + " + - * / = . , ?")
     tokenizer = build_tokenizer(texts)
     torch.manual_seed(seed)
     config = LlamaConfig(

@@ -1,0 +1,126 @@
+"""Device throughput of training and scoring on the synthetic world (used by benchmarks/gpu.sh).
+
+    python -m training.prm.throughput                    # one GPU: mid-size model, bf16
+    python -m training.prm.throughput --device cpu --tiny  # smoke check anywhere
+
+Builds everything locally (tokenizer, a Llama from a config, the synthetic world), so nothing
+is downloaded. Prints training tokens/s, an MFU estimate and scoring solutions/s.
+
+MFU: achieved FLOP/s over the device's peak, counting 6 FLOPs per parameter per trained token
+(forward + backward, embeddings excluded) plus 12 * layers * hidden * context for attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+
+# Dense bf16 peak in TFLOP/s, by device name (public spec sheets, without sparsity).
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
+
+
+def peak_tflops(device: torch.device, override: float | None) -> float | None:
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_TFLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.prm.throughput", description=__doc__)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--tiny", action="store_true", help="small model and data (CPU smoke)")
+    parser.add_argument("--hidden", type=int, default=None)
+    parser.add_argument("--layers", type=int, default=None)
+    parser.add_argument("--problems", type=int, default=None)
+    parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--batch-tokens", type=int, default=None)
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from .config import TrainConfig
+    from .data import split_by_problem
+    from .score import RewardModelScorer, resolve_device
+    from .synthetic import build_tiny_backbone, make_world
+    from .train import train_reward_model
+
+    device = resolve_device(args.device)
+    tiny = args.tiny
+    hidden = args.hidden or (64 if tiny else 768)
+    layers = args.layers or (2 if tiny else 12)
+    heads = max(1, hidden // 64)
+    problems = args.problems or (40 if tiny else 600)
+    epochs = args.epochs or (1.0 if tiny else 3.0)
+    batch_tokens = args.batch_tokens or (4096 if tiny else 65536)
+    world = make_world(problems, 8, seed=11, min_ops=2, max_ops=12)
+    train, held = split_by_problem(world, held_out_fraction=0.1, seed=0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        backbone = build_tiny_backbone(
+            f"{tmp}/backbone", hidden_size=hidden, num_layers=layers, num_heads=heads
+        )
+        config = TrainConfig(
+            backbone,
+            f"{tmp}/prm",
+            epochs=epochs,
+            learning_rate=3e-4,
+            batch_tokens=batch_tokens,
+            max_length=1024,
+            device=str(device),
+        )
+        result = train_reward_model(train, config)
+        m = result.metrics
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(backbone, local_files_only=True)
+        params = 12 * cfg.num_hidden_layers * cfg.hidden_size**2  # attention 4h^2 + MLP 8h^2
+        mean_context = m["tokens"] / max(1, m["examples"])
+        flops_per_token = 6 * params + 12 * layers * hidden * mean_context
+        achieved = flops_per_token * m["tokens_per_s"]
+        peak = peak_tflops(device, args.peak_tflops)
+
+        scorer = RewardModelScorer.from_checkpoint(result.checkpoint_dir, device=str(device))
+        scorer.bf16 = device.type == "cuda"
+        items = [(s.problem, s.steps) for s in held] * (1 if tiny else 4)
+        scorer.score(items[:64], batch_tokens=batch_tokens)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        scorer.score(items, batch_tokens=batch_tokens)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        scoring_s = time.perf_counter() - t0
+        report = {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "model": f"llama hidden={hidden} layers={layers} heads={heads}",
+            "non_embedding_params": params,
+            "bf16": m["bf16"],
+            "train_tokens": m["tokens"],
+            "train_tokens_per_s": round(m["tokens_per_s"]),
+            "train_labeled_steps_per_s": round(m["labeled_steps_per_s"]),
+            "padding_fraction": round(m["padding_fraction"], 4),
+            "achieved_tflops": round(achieved / 1e12, 3),
+            "mfu": round(achieved / (peak * 1e12), 4) if peak else None,
+            "peak_tflops_assumed": peak,
+            "scoring_solutions_per_s": round(len(items) / scoring_s, 1),
+            "scoring_solutions": len(items),
+            "total_s": round(time.perf_counter() - started, 1),
+        }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
