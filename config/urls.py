@@ -4,7 +4,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from labeling.login import RateLimitedLoginView
+from labeling.login import RateLimitedLoginView, login_rate_limited
 
 
 def health(_request):
@@ -12,6 +12,7 @@ def health(_request):
 
 
 urlpatterns = [
+    path("admin/login/", login_rate_limited(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

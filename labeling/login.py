@@ -1,11 +1,15 @@
-"""The browser login form, with a cache-based limit on failed attempts."""
+"""Login forms (the site's and the admin's) with a cache-based limit on failed attempts."""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 
 
 def _keys(request: HttpRequest) -> list[str]:
@@ -14,17 +18,19 @@ def _keys(request: HttpRequest) -> list[str]:
     return [f"login-failures:user:{username}", f"login-failures:addr:{address}"]
 
 
-class RateLimitedLoginView(auth_views.LoginView):
-    """Django's LoginView; after too many failures per username or address it answers 429.
+def login_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """After too many failed POSTs per username or per client address, answer 429.
 
     Counting both keys stops guessing one password from many addresses and many passwords
     from one address; the window restarts with the first failure after it lapses.
     """
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
         keys = _keys(request)
-        limit = settings.STEPWISE_LOGIN_MAX_FAILURES
-        if any((cache.get(key) or 0) >= limit for key in keys):
+        if any((cache.get(key) or 0) >= settings.STEPWISE_LOGIN_MAX_FAILURES for key in keys):
             response = HttpResponse(
                 "Too many failed sign-in attempts. Try again in a few minutes.",
                 status=429,
@@ -32,7 +38,7 @@ class RateLimitedLoginView(auth_views.LoginView):
             )
             response["Retry-After"] = str(settings.STEPWISE_LOGIN_WINDOW_SECONDS)
             return response
-        response = super().post(request, *args, **kwargs)
+        response = view(request, *args, **kwargs)
         if request.user.is_authenticated:
             cache.delete(keys[0])
         else:
@@ -40,3 +46,10 @@ class RateLimitedLoginView(auth_views.LoginView):
                 cache.add(key, 0, timeout=settings.STEPWISE_LOGIN_WINDOW_SECONDS)
                 cache.incr(key)
         return response
+
+    return wrapped
+
+
+@method_decorator(login_rate_limited, name="dispatch")
+class RateLimitedLoginView(auth_views.LoginView):
+    """Django's LoginView behind the failed-attempt limit."""

@@ -93,7 +93,9 @@ def _shared_item(labeler: Labeler, tasks) -> LabelingTask | None:
     )
 
 
-def _lock_regular_candidate(labeler: Labeler, now: datetime, skip: list[int]) -> int | None:
+def _lock_regular_candidate(
+    labeler: Labeler, now: datetime, skip: list[int]
+) -> LabelingTask | None:
     """Lock the first regular task with a free slot, skipping rows other claimers hold.
 
     Generations are walked in order, one query each, so every query follows the partial index
@@ -116,40 +118,55 @@ def _lock_regular_candidate(labeler: Labeler, now: datetime, skip: list[int]) ->
             state=LabelingTask.State.OPEN,
             kind=LabelingTask.Kind.REGULAR,
         ).exclude(id__in=skip)
-        task_id = (
+        task = (
             _not_done_by(labeler, tasks)
             .annotate(held=Coalesce(Subquery(held), 0))
             .filter(held__lt=F("labelings_required"))
+            .select_related("generation")
             .order_by("-priority", "id")
             .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", flat=True)
             .first()
         )
-        if task_id is not None:
-            return task_id
+        if task is not None:
+            return task
     return None
 
 
-def _free_slot(task: LabelingTask, now: datetime) -> int | None:
-    """With the task row locked: return its stale leases to the queue, then pick a free slot."""
-    Assignment.objects.filter(
-        task=task, state=Assignment.State.ACTIVE, lease_expires_at__lte=now
-    ).update(state=Assignment.State.EXPIRED)
-    taken = set(
-        Assignment.objects.filter(task=task, state__in=LIVE_STATES).values_list("slot", flat=True)
+def _free_slot(task: LabelingTask, labeler: Labeler, now: datetime) -> tuple[int | None, bool]:
+    """With the task row locked: return its lapsed leases to the queue and pick a free slot.
+
+    Also tells whether this labeler left a draft on the task in an earlier, lapsed lease.
+    """
+    rows = Assignment.objects.filter(task=task).values_list(
+        "id", "state", "slot", "lease_expires_at", "labeler_id", "draft_saved_at"
     )
+    taken, lapsed, has_draft = set(), [], False
+    for pk, state, slot, expires, holder, draft_saved_at in rows:
+        if state == Assignment.State.ACTIVE and expires <= now:
+            lapsed.append(pk)
+        elif state in LIVE_STATES:
+            taken.add(slot)
+        has_draft = has_draft or (holder == labeler.pk and draft_saved_at is not None)
+    if lapsed:
+        Assignment.objects.filter(
+            pk__in=lapsed, state=Assignment.State.ACTIVE, lease_expires_at__lte=now
+        ).update(state=Assignment.State.EXPIRED)
     free = [slot for slot in range(task.labelings_required) if slot not in taken]
-    return free[0] if free else None
+    return (free[0] if free else None), has_draft
 
 
-def _open_assignment(labeler: Labeler, task: LabelingTask, slot: int | None) -> Assignment:
+def _open_assignment(
+    labeler: Labeler, task: LabelingTask, slot: int | None, *, may_have_draft: bool = True
+) -> Assignment:
     now = timezone.now()
     # A labeler whose earlier lease on this task was swept gets their draft back.
-    previous = (
-        Assignment.objects.filter(task=task, labeler=labeler, draft_saved_at__isnull=False)
-        .order_by("-draft_saved_at")
-        .first()
-    )
+    previous = None
+    if may_have_draft:
+        previous = (
+            Assignment.objects.filter(task=task, labeler=labeler, draft_saved_at__isnull=False)
+            .order_by("-draft_saved_at")
+            .first()
+        )
     return Assignment.objects.create(
         task=task,
         labeler=labeler,
@@ -171,18 +188,17 @@ def _claim_regular_or_qc(labeler: Labeler, now: datetime) -> Assignment | None:
     )
     skip: list[int] = []
     for _attempt in range(20):  # bounded: each miss excludes one task
-        task_id = _lock_regular_candidate(labeler, now, skip)
-        if task_id is None:
+        task = _lock_regular_candidate(labeler, now, skip)
+        if task is None:
             break
-        task = LabelingTask.objects.select_related("generation").get(pk=task_id)
-        if random.random() < task.generation.qc_rate:
+        if task.generation.qc_rate > 0 and random.random() < task.generation.qc_rate:
             qc_task = _shared_item(labeler, qc_items.filter(generation=task.generation))
             if qc_task is not None:
                 return _open_assignment(labeler, qc_task, slot=None)
-        slot = _free_slot(task, now)
+        slot, has_draft = _free_slot(task, labeler, now)
         if slot is not None:
-            return _open_assignment(labeler, task, slot=slot)
-        skip.append(task_id)  # filled by a claim that committed after our snapshot
+            return _open_assignment(labeler, task, slot=slot, may_have_draft=has_draft)
+        skip.append(task.pk)  # filled by a claim that committed after our snapshot
     # No regular work left: QC items still go to every labeler.
     qc_task = _shared_item(labeler, qc_items)
     return _open_assignment(labeler, qc_task, slot=None) if qc_task else None

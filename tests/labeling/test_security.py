@@ -69,3 +69,12 @@ def test_login_is_rate_limited_and_passwords_are_hashed(settings):
     good = make_labeler(f"login-{uuid.uuid4().hex[:6]}", can_log_in=True)
     ok = other.post("/accounts/login/", {"username": good.user.username, "password": PASSWORD})
     assert ok.status_code == 302
+
+
+@pytest.mark.django_db
+def test_admin_login_is_rate_limited_too(settings):
+    settings.STEPWISE_LOGIN_MAX_FAILURES = 2
+    client = Client(REMOTE_ADDR=f"10.{uuid.uuid4().int % 250}.2.2")
+    form = {"username": f"nobody-{uuid.uuid4().hex[:6]}", "password": "wrong"}
+    statuses = [client.post("/admin/login/", form).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
