@@ -173,8 +173,13 @@ def grade_answer(given: str | None, reference: str) -> bool:
     """True when ``given`` is the same answer as ``reference`` (normalized, then symbolic)."""
     if given is None or not reference or not reference.strip():
         return False
+    return _grade(given, reference, _on_main_thread())
+
+
+@lru_cache(maxsize=100_000)
+def _grade(given: str, reference: str, guarded: bool) -> bool:
     normalized_given = normalize_answer(given)
     normalized_reference = normalize_answer(reference)
     if not normalized_given or not normalized_reference:
         return False
-    return _grade_normalized(normalized_given, normalized_reference, _on_main_thread())
+    return _grade_normalized(normalized_given, normalized_reference, guarded)
