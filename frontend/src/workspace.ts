@@ -569,7 +569,11 @@ export class Workspace {
     this.state = next;
     this.update();
     this.store.set(`draft:${this.assignment?.id}`, { state: next, active_ms: this.timer.ms });
-    if (urgent) {
+    // The rating that finishes a task is usually followed by a submit within a second: its
+    // server save waits out the debounce (and is dropped by the submit), so the submit does not
+    // queue behind it on the assignment's row lock. This browser's copy is already written.
+    const finishing = this.assignment !== null && outcome(this.assignment, next) !== null;
+    if (urgent && !finishing) {
       void this.saveDraft();
     } else {
       window.clearTimeout(this.draftTimer);
