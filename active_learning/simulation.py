@@ -489,8 +489,8 @@ class TrainingKnobs:
     """How each round's fresh PRM is trained (kept small: it runs once per round on CPU)."""
 
     backbone_dir: str
-    epochs: float = 3.0
-    learning_rate: float = 1e-3
+    epochs: float = 4.0
+    learning_rate: float = 3e-3
     batch_tokens: int = 4096
     device: str | None = "cpu"
 

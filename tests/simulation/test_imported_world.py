@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from datetime import UTC, datetime
 
 import pytest
@@ -67,11 +68,11 @@ def make_labeling(labeler, solution, steps, *, screening=False, human=None) -> L
     return labeling
 
 
-@pytest.mark.django_db
-def test_imported_labelings_become_a_pool_and_a_heldout_split_by_problem():
+def make_labeled_problems(count: int) -> dict:
+    """`count` problems with one right and one wrong-answer labeled solution each."""
     ann, bob = make_labeler("ann"), make_labeler("bob")
     problems = [
-        Problem.objects.create(text=f"problem {i}", reference_answer="1") for i in range(10)
+        Problem.objects.create(text=f"problem {i}", reference_answer="1") for i in range(count)
     ]
     expected = {}
     for problem in problems:
@@ -84,7 +85,13 @@ def test_imported_labelings_become_a_pool_and_a_heldout_split_by_problem():
         make_labeling(ann, wrong, [[("a", 1)], [("d", -1), ("alt", 1)]])
         expected[(problem.text, "b")] = ([1, 0, 1], True)
         expected[(problem.text, "d")] = ([1, -1, None], False)
+    return {"ann": ann, "bob": bob, "problems": problems, "expected": expected}
 
+
+@pytest.mark.django_db
+def test_imported_labelings_become_a_pool_and_a_heldout_split_by_problem():
+    made = make_labeled_problems(10)
+    ann, bob, problems, expected = made["ann"], made["bob"], made["problems"], made["expected"]
     # a phase-1 trajectory: step 1 was the chosen completion 1, step 2 a human completion
     trajectory = make_solution(problems[0], ["a", "p", "h"], Solution.Grade.UNGRADED)
     make_labeling(
@@ -116,3 +123,31 @@ def test_imported_labelings_become_a_pool_and_a_heldout_split_by_problem():
 def test_an_empty_database_is_a_clear_error():
     with pytest.raises(CommandError, match="no labelings in the database"):
         load_imported_world(seed=0, heldout_fraction=0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_quick_run_with_imported_labels(tmp_path):
+    import csv
+
+    from django.core.management import call_command
+
+    make_labeled_problems(12)
+    call_command(
+        "simulate_rounds",
+        "--quick",
+        "--oracle",
+        "imported",
+        "--per-round",
+        "4",
+        "--out",
+        str(tmp_path),
+        stdout=io.StringIO(),
+    )
+    with open(tmp_path / "simulation.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["solutions_labeled"]) for r in rows] == [4, 8, 4, 8]
+    # the imported labels stop at the first error: 2 steps for wrong answers, 3 for right ones
+    for row in rows:
+        solutions, steps = int(row["solutions_labeled"]), int(row["steps_labeled"])
+        assert 2 * solutions <= steps <= 3 * solutions

@@ -48,6 +48,27 @@ def test_quick_run_writes_table_plot_and_ratio(tmp_path):
     assert "data efficiency (step_auroc):" in log
 
 
+@pytest.mark.slow
+def test_quick_run_with_a_prm_as_labeler(tmp_path):
+    stdout = io.StringIO()
+    call_command(
+        "simulate_rounds", "--quick", "--oracle", "prm", "--out", str(tmp_path), stdout=stdout
+    )
+    assert "training the labeling PRM on 64 synthetic solutions" in stdout.getvalue()
+    with open(tmp_path / "simulation.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["solutions_labeled"]) for r in rows] == [8, 16, 8, 16]
+    assert [r["strategy"] for r in rows] == [
+        "uniform",
+        "convincing_wrong_answer",
+        "uniform",
+        "uniform",
+    ]
+    for row in rows:
+        assert 0.0 <= float(row["negative_share"]) <= 1.0
+        assert 0.0 <= float(row["step_auroc"]) <= 1.0 or row["step_auroc"] == "nan"
+
+
 def test_bad_options_are_refused_before_any_work(tmp_path):
     with pytest.raises(CommandError, match="--rounds must be at least 1"):
         call_command("simulate_rounds", "--quick", "--rounds", "0", "--out", str(tmp_path))
