@@ -160,6 +160,8 @@ class EfficiencyRatio:
     ratio_lower_bound: float | None  # set when uniform never reaches: ratio > this
 
     def describe(self) -> str:
+        if math.isnan(self.target_quality):
+            return "undefined (a curve has no finite quality value)"
         if self.ratio is not None:
             return (
                 f"{self.ratio:.2f}x (uniform needs {self.uniform_labels:.1f} labels for the "
@@ -183,6 +185,11 @@ def efficiency_ratio(
     """
     if not active or not uniform:
         raise ValueError("both curves need at least one point")
+    # A round whose metric is undefined (e.g. no negative held-out step) is left out.
+    active = [p for p in active if math.isfinite(p[1])]
+    uniform = [p for p in uniform if math.isfinite(p[1])]
+    if not active or not uniform:
+        return EfficiencyRatio(math.nan, math.nan, None, None, None)
     a_labels = [p[0] for p in active]
     a_quality = [p[1] for p in active]
     u_labels = [p[0] for p in uniform]

@@ -169,6 +169,15 @@ def test_efficiency_ratio_target_is_active_peak_even_if_it_comes_early():
     assert ratio.ratio == pytest.approx(120 / 80)
 
 
+def test_efficiency_ratio_skips_undefined_rounds():
+    nan = float("nan")
+    ratio = efficiency_ratio([(40, nan), (80, 0.7)], [(40, nan), (80, 0.6), (120, 0.7)])
+    assert ratio.active_labels == 80 and ratio.ratio == pytest.approx(120 / 80)
+    undefined = efficiency_ratio([(40, nan)], [(40, 0.5)])
+    assert undefined.ratio is None and undefined.ratio_lower_bound is None
+    assert undefined.describe().startswith("undefined")
+
+
 def test_efficiency_ratio_rejects_empty_curves():
     with pytest.raises(ValueError, match="at least one point"):
         efficiency_ratio([], [(1, 0.5)])
