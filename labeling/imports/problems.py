@@ -29,7 +29,9 @@ def import_problems(
     path: Source, *, progress: bool = False, batch_size: int = 2000, split: str | None = None
 ) -> ImportResult:
     """Import problems atomically; a problem already present (same ``unique_id``, or same
-    text) is skipped. ``split`` defaults to the first part of ``unique_id`` ("test/...")."""
+    text) is skipped, except that one created from PRM800K text alone gets the record's
+    ``unique_id``, subject, level and split. ``split`` defaults to the first part of
+    ``unique_id`` ("test/...")."""
     result = ImportResult(kind="problems")
     with open_source(path) as (handle, size), paused_gc(), transaction.atomic():
         lock_imports()
@@ -86,18 +88,30 @@ def _write(
 ) -> None:
     hashes = {text_md5(problem.text) for _, problem in problems}
     source_ids = {problem.source_id for _, problem in problems if problem.source_id}
-    existing_texts = set(
-        Problem.objects.annotate(text_hash=MD5("text"))
-        .filter(text_hash__in=hashes)
-        .values_list("text", flat=True)
-    )
+    existing_by_text = {
+        problem.text: problem
+        for problem in Problem.objects.annotate(text_hash=MD5("text")).filter(text_hash__in=hashes)
+    }
     existing_ids = set(
         Problem.objects.filter(source_id__in=source_ids).values_list("source_id", flat=True)
     )
     to_create = []
+    to_describe = []
     for _, problem in problems:
+        existing = existing_by_text.get(problem.text)
+        if existing is not None and existing.source_id is None and problem.source_id:
+            if problem.source_id not in existing_ids | seen_ids:
+                # Created earlier from PRM800K text alone: add the MATH metadata, but leave the
+                # reference answer and solution as they are (exports reproduce lines from them).
+                existing.source_id = problem.source_id
+                existing.subject = existing.subject or problem.subject
+                existing.level = existing.level if existing.level is not None else problem.level
+                existing.split = existing.split or problem.split
+                seen_ids.add(problem.source_id)
+                to_describe.append(existing)
+                continue
         if (
-            problem.text in existing_texts
+            existing is not None
             or problem.text in seen_texts
             or (problem.source_id and problem.source_id in existing_ids | seen_ids)
         ):
@@ -108,4 +122,7 @@ def _write(
             seen_ids.add(problem.source_id)
         to_create.append(problem)
     Problem.objects.bulk_create(to_create, batch_size=1000)
+    Problem.objects.bulk_update(to_describe, ["source_id", "subject", "level", "split"])
     result.count("created", "problems", len(to_create))
+    if to_describe:
+        result.count("created", "problem_metadata", len(to_describe))

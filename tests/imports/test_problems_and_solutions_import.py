@@ -152,3 +152,15 @@ def test_json_array_errors_point_at_the_record_line(tmp_path):
         import_solutions(path)
     assert (error.value.line, error.value.field) == (3, "steps[0]")
     assert Solution.objects.count() == 0
+
+
+def test_problem_created_by_prm800k_gets_math_metadata_but_keeps_its_answer(write_jsonl):
+    Problem.objects.create(text="What is $1+1$?", reference_answer="two")
+    result = import_problems(write_jsonl([math_record()]))
+    assert result.created == {"problems": 0, "problem_metadata": 1}
+    problem = Problem.objects.get()
+    assert problem.source_id == "test/prealgebra/1.json"
+    assert (problem.subject, problem.level, problem.split) == ("Prealgebra", 1, "test")
+    assert problem.reference_answer == "two" and problem.reference_solution == ""
+    again = import_problems(write_jsonl([math_record()]))
+    assert again.created.get("problem_metadata", 0) == 0 and again.skipped == {"problems": 1}
