@@ -764,6 +764,7 @@ export class Workspace {
         return;
       }
       let delay = 1_000;
+      let keepDraft = false;
       for (;;) {
         try {
           const result = await api.finish(entry.url, entry.body);
@@ -776,18 +777,15 @@ export class Workspace {
             delay = Math.min(delay * 2, MAX_RETRY_MS);
             continue;
           }
-          // Refused for good (lease lost, or invalid): keep the draft so a still-open task
-          // comes back with its ratings, and tell the labeler why.
+          // Refused for good. A 400 leaves the task open: keep its draft so it comes back with
+          // its ratings to be fixed. Otherwise (lease lost, forbidden) the work cannot be kept.
           this.showNotice(`Your labeling was not accepted: ${(err as Error).message}`);
-          if (!(err instanceof ApiError && err.status === 400)) {
-            this.store.remove(`draft:${entry.assignmentId}`);
-          }
+          keepDraft = err instanceof ApiError && err.status === 400;
           break;
         }
       }
-      const rest = (this.store.get<OutboxEntry[]>("outbox") ?? []).slice(1);
-      this.store.set("outbox", rest);
-      if (rest.length === 0) {
+      this.store.set("outbox", (this.store.get<OutboxEntry[]>("outbox") ?? []).slice(1));
+      if (!keepDraft) {
         this.store.remove(`draft:${entry.assignmentId}`);
       }
     }

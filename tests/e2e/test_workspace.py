@@ -167,6 +167,21 @@ def test_solution_then_give_up_with_reason_then_personal_page(page):
     page.keyboard.press("g")
     page.keyboard.press("g")
     expect(page.locator("#progress")).to_contain_text("no Bad step")
+
+    # A submit the server refuses as invalid leaves the task open with its ratings.
+    page.route(
+        "**/submit/",
+        lambda route: route.fulfill(
+            status=400, content_type="application/json", body='{"steps": ["made-up refusal"]}'
+        ),
+        times=1,
+    )
+    page.keyboard.press("s")
+    expect(page.locator("#notice")).to_contain_text("made-up refusal")
+    expect(pressed(page, "#step-1", "Great")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#problem-text")).to_contain_text("1 + 1")
+    assert stored_labelings(bob) == []
+
     page.keyboard.press("Enter")  # on the last item of a finished task, Enter submits too
 
     # The next task follows without a reload.
