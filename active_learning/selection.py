@@ -171,33 +171,44 @@ def _convincing_global(cursor, pool, size, share, cap) -> list[Pick]:
 
 
 def _convincing_per_problem(cursor, pool, size, quota, per_problem) -> list[Pick]:
-    # Every problem contributes, so this one ranks the whole pool once.
+    """Every problem contributes, so the whole pool is ranked, in one sort.
+
+    One window ordered by (problem, score desc, id) gives each row its rank in its problem and
+    its rank among the problem's wrong answers. Only two kinds of rows can be picked: wrong
+    answers ranked within ``quota`` among their problem's wrong answers, and rows ranked within
+    ``per_problem`` overall (a rest pick's rank among the unpicked rows plus the problem's wrong
+    picks is at most ``per_problem``, and that sum bounds its overall rank). The exact two-part
+    rule then runs on those few rows only.
+    """
     cursor.execute(
-        f"""WITH pool AS ({pool.sql}),
-        wrong_ranked AS (
+        f"""WITH ranked AS (
+            SELECT solution_id, problem_id, score, is_wrong,
+                   row_number() OVER w AS rn,
+                   count(*) FILTER (WHERE is_wrong) OVER w AS wrong_rn
+            FROM (SELECT solution_id, problem_id, score, is_wrong FROM ({pool.sql}) p0) pool
+            WINDOW w AS (PARTITION BY problem_id ORDER BY score DESC, solution_id)),
+        near AS MATERIALIZED (
+            SELECT solution_id, problem_id, score, is_wrong AND wrong_rn <= %s AS wrong_pick,
+                   wrong_rn
+            FROM ranked WHERE rn <= %s OR (is_wrong AND wrong_rn <= %s)),
+        taken AS (SELECT problem_id, count(*) AS n FROM near WHERE wrong_pick GROUP BY problem_id),
+        rest_ranked AS (
             SELECT solution_id, problem_id, score,
                    row_number() OVER (PARTITION BY problem_id ORDER BY score DESC, solution_id) AS rn
-            FROM pool WHERE is_wrong),
-        wrong_pick AS (
-            SELECT solution_id, problem_id, score, rn AS slot FROM wrong_ranked WHERE rn <= %s),
-        taken AS (SELECT problem_id, count(*) AS n FROM wrong_pick GROUP BY problem_id),
-        rest_ranked AS (
-            SELECT p.solution_id, p.problem_id, p.score,
-                   row_number() OVER (PARTITION BY p.problem_id
-                                      ORDER BY p.score DESC, p.solution_id) AS rn
-            FROM pool p
-            WHERE NOT EXISTS (SELECT 1 FROM wrong_pick w WHERE w.solution_id = p.solution_id)),
+            FROM near WHERE NOT wrong_pick),
         rest_pick AS (
             SELECT r.solution_id, r.score, coalesce(t.n, 0) + r.rn AS slot FROM rest_ranked r
             LEFT JOIN taken t ON t.problem_id = r.problem_id
             WHERE coalesce(t.n, 0) + r.rn <= %s)
         SELECT solution_id, score, reason FROM (
-            SELECT solution_id, score, slot, '{strategies.REASON_WRONG}' AS reason FROM wrong_pick
+            SELECT solution_id, score, wrong_rn AS slot, '{strategies.REASON_WRONG}' AS reason
+            FROM near WHERE wrong_pick
             UNION ALL
             SELECT solution_id, score, slot, '{strategies.REASON_REST}' FROM rest_pick) picked
         ORDER BY slot, score DESC, solution_id
         LIMIT %s""",
-        [*pool.params, quota, per_problem, size],
+        # In order of appearance: pool, quota, n, quota, n, size.
+        [*pool.params, quota, per_problem, quota, per_problem, size],
     )
     return [Pick(int(sid), score, reason, score) for sid, score, reason in cursor.fetchall()]
 
