@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -11,6 +12,9 @@ from rest_framework.views import APIView
 
 from labeling.imports import IMPORTERS, ImportLineError
 from labeling.permissions import IsStepwiseAdmin
+
+# Overridable with settings.STEPWISE_IMPORT_API_MAX_BYTES.
+DEFAULT_MAX_BYTES = 64 * 2**20
 
 
 class ImportCreateApi(APIView):
@@ -30,6 +34,19 @@ class ImportCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
+        limit = getattr(settings, "STEPWISE_IMPORT_API_MAX_BYTES", DEFAULT_MAX_BYTES)
+        if upload.size > limit:
+            # The import runs inside this request; past this size it would outlive the web
+            # server's timeout, so big files go through the management commands.
+            return Response(
+                {
+                    "file": [
+                        f"{upload.size} bytes is over the {limit}-byte limit for imports over "
+                        f"HTTP; use `python manage.py import_{kind} FILE`."
+                    ]
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         upload.seek(0)
         try:
             result = importer(upload.file)

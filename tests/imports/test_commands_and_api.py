@@ -112,6 +112,16 @@ def test_api_refuses_labelers_and_anonymous_and_needs_a_file(shared_data):
     assert _upload(admin, "nonsense", content).status_code == 404
 
 
+def test_api_refuses_files_over_the_limit(shared_data, settings):
+    settings.STEPWISE_IMPORT_API_MAX_BYTES = 1000
+    client = APIClient()
+    client.force_authenticate(_user("boss", role="admin"))
+    response = _upload(client, "problems", (shared_data / "math500.jsonl").read_bytes())
+    assert response.status_code == 413
+    assert "manage.py import_problems" in response.json()["file"][0]
+    assert Problem.objects.count() == 0
+
+
 def test_load_demo_twice(shared_data, monkeypatch):
     monkeypatch.setenv("STEPWISE_DEMO_PASSWORD", "let-me-in")
     out = io.StringIO()
