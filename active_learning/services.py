@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 
 from active_learning import selection, strategies
 from active_learning.models import Generation, Selection
@@ -425,3 +425,31 @@ def round_cancel(*, generation_id: int) -> Generation:
     generation.progress = {**generation.progress, "cancelled_tasks": withdrawn}
     generation.save(update_fields=["state", "progress"])
     return generation
+
+
+# --------------------------------------------------------------------------- finishing
+
+
+@transaction.atomic
+def rounds_finish_complete() -> int:
+    """Mark active rounds whose regular tasks are all labeled (none queued, paused or leased)
+    as finished; returns how many. QC items stay open for every labeler, so they do not count.
+    """
+    from labeling.models import Assignment
+
+    unfinished = LabelingTask.objects.filter(
+        generation=OuterRef("pk"),
+        kind=LabelingTask.Kind.REGULAR,
+        state__in=[LabelingTask.State.OPEN, LabelingTask.State.PAUSED],
+    )
+    leased = Assignment.objects.filter(
+        task__generation=OuterRef("pk"), state=Assignment.State.ACTIVE
+    )
+    done = (
+        Generation.objects.select_for_update(skip_locked=True)
+        .filter(state=Generation.State.ACTIVE, number__gte=0)
+        .filter(Exists(LabelingTask.objects.filter(generation=OuterRef("pk"))))
+        .filter(~Exists(unfinished), ~Exists(leased))
+    )
+    ids = list(done.values_list("id", flat=True))
+    return Generation.objects.filter(id__in=ids).update(state=Generation.State.FINISHED)

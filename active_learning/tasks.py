@@ -64,3 +64,9 @@ def select_round(self, *, generation_id: int) -> int:
     except Exception as exc:
         _fail(generation_id, exc)
         raise
+
+
+@shared_task(name="stepwise.active_learning.finish_rounds")
+def finish_rounds() -> int:
+    """Beat task (every minute, default queue): fully labeled rounds become finished."""
+    return services.rounds_finish_complete()

@@ -284,3 +284,26 @@ def test_exports_carry_the_selecting_score_and_generation_and_are_admin_only(adm
     chosen = Selection.objects.get(generation=generation, solution_id=assignment.task.solution_id)
     assert lines[0]["generation"] == generation.number
     assert lines[0]["question"]["pre_generated_verifier_score"] == pytest.approx(chosen.score)
+
+
+def test_a_round_finishes_when_every_task_is_labeled(admin, world):
+    from labeling.services import assignment_submit
+
+    generation = run_pipeline(launch(admin, prm_version_id=world["version"].id, size=2))
+    steps = [{"position": i, "rating": 1, "flagged": False, "alternatives": []} for i in range(2)]
+    for n in range(2):
+        who = f.person("labeler")
+        assignment = assignment_claim(labeler=who)
+        assert services.rounds_finish_complete() == 0  # one queued or leased task remains
+        assignment_submit(
+            assignment_id=assignment.id,
+            labeler=who,
+            finish_reason="solution",
+            reason="",
+            total_time_ms=100 + n,
+            steps=steps,
+        )
+    assert services.rounds_finish_complete() == 1
+    generation.refresh_from_db()
+    assert generation.state == "finished"
+    assert services.rounds_finish_complete() == 0
