@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -24,14 +25,29 @@ class ImportCreateApi(APIView):
     permission_classes = [IsStepwiseAdmin]
     parser_classes = [MultiPartParser]
 
-    class InputSerializer(serializers.Serializer):
+    class ImportFileInputSerializer(serializers.Serializer):
         file = serializers.FileField()
 
+    class ImportResultSerializer(serializers.Serializer):
+        kind = serializers.CharField()
+        lines = serializers.IntegerField()
+        created = serializers.DictField(child=serializers.IntegerField())
+        skipped = serializers.DictField(child=serializers.IntegerField())
+
+    class ImportLineErrorSerializer(serializers.Serializer):
+        line = serializers.IntegerField()
+        field = serializers.CharField(allow_null=True)
+        detail = serializers.CharField()
+
+    @extend_schema(
+        request={"multipart/form-data": ImportFileInputSerializer},
+        responses={201: ImportResultSerializer, 400: ImportLineErrorSerializer},
+    )
     def post(self, request: Request, kind: str) -> Response:
         importer = IMPORTERS.get(kind)
         if importer is None:
             raise Http404(f"unknown import kind {kind!r}")
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ImportFileInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         limit = getattr(settings, "STEPWISE_IMPORT_API_MAX_BYTES", DEFAULT_MAX_BYTES)
@@ -52,4 +68,6 @@ class ImportCreateApi(APIView):
             result = importer(upload.file)
         except ImportLineError as error:
             return Response(error.as_dict(), status=status.HTTP_400_BAD_REQUEST)
-        return Response(result.as_dict(), status=status.HTTP_201_CREATED)
+        return Response(
+            self.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED
+        )
