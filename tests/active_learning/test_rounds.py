@@ -307,3 +307,21 @@ def test_a_round_finishes_when_every_task_is_labeled(admin, world):
     generation.refresh_from_db()
     assert generation.state == "finished"
     assert services.rounds_finish_complete() == 0
+
+
+def test_round_list_costs_the_same_queries_for_one_round_or_many(admin, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(admin)
+    run_pipeline(launch(admin, prm_version_id=world["version"].id, size=2))
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/rounds/").status_code == 200
+        return len(captured)
+
+    one = queries()
+    for _ in range(3):
+        run_pipeline(launch(admin, prm_version_id=world["version"].id, size=2))
+    assert queries() == one
