@@ -98,3 +98,11 @@ class LabelingAdmin(admin.ModelAdmin):
     raw_id_fields = ["solution", "labeler", "task"]
     date_hierarchy = "timestamp"
     inlines = [LabeledStepInline]
+
+
+@admin.register(models.Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "labeler", "slot", "state", "lease_expires_at", "finished_at"]
+    list_filter = ["state", "task_kind"]
+    raw_id_fields = ["task", "labeler", "labeling"]
+    readonly_fields = ["task_kind", "slots", "created_at"]

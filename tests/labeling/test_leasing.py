@@ -298,3 +298,40 @@ def test_withdraw_pause_and_resume():
     assert claim(labeler) is None
     assert services.tasks_resume(generation_id=generation.pk) == 1
     assert claim(labeler) is not None
+
+
+# Token, labeler, own lease, generations, candidate task, its slots, insert, payload (3),
+# plus the transaction's savepoint pair.
+CLAIM_QUERIES = 12
+
+
+def test_claim_cost_does_not_grow_with_the_queue(django_assert_max_num_queries):
+    """The hot path: a claim is a fixed number of short queries, however long the queue."""
+    generation = make_generation()
+    for _ in range(3):
+        make_task(generation)
+    first, second = make_labeler(), make_labeler()
+    client = client_for(first)
+    with django_assert_max_num_queries(CLAIM_QUERIES):
+        assert client.post("/api/labeling/claim/").status_code == 200
+    for _ in range(30):
+        make_task(generation)
+    client = client_for(second)
+    with django_assert_max_num_queries(CLAIM_QUERIES):
+        assert client.post("/api/labeling/claim/").status_code == 200
+
+
+def test_schema_lists_the_labeling_endpoints():
+    response = client_for(make_labeler()).get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    for path in [
+        "/api/labeling/claim/",
+        "/api/labeling/assignments/{assignment_id}/heartbeat/",
+        "/api/labeling/assignments/{assignment_id}/draft/",
+        "/api/labeling/assignments/{assignment_id}/submit/",
+        "/api/labeling/assignments/{assignment_id}/give-up/",
+        "/api/labeling/assignments/{assignment_id}/report-bad-problem/",
+        "/api/labeling/me/",
+    ]:
+        assert path in paths
