@@ -178,6 +178,9 @@ def test_solution_then_give_up_with_reason_then_personal_page(page):
     )
     page.keyboard.press("s")
     expect(page.locator("#notice")).to_contain_text("made-up refusal")
+    # Shown again (claim answered with the same open task): the page leaves its busy state.
+    expect(page.locator("#task")).not_to_have_class(re.compile(r"\bleaving\b"))
+    expect(page.locator("#submit")).to_be_enabled()
     expect(pressed(page, "#step-1", "Great")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#problem-text")).to_contain_text("1 + 1")
     assert stored_labelings(bob) == []
