@@ -9,6 +9,8 @@ it with ``generate_series`` (100 solutions per problem, 40% wrong answers, 5% al
 
 - baseline: ``SELECT solution_id FROM scores WHERE prm_version_id = 1 ORDER BY score DESC LIMIT k``
   (the same score table, its (prm_version, -score) index),
+- pool top-k: the same top-k through the candidate pool's filters, and pool scan: ``count(*)``
+  of the whole pool (the floor for a strategy that must look at every candidate),
 - each strategy through ``active_learning.selection.select_from_pool`` on the real
   ``candidate_pool`` query (filters on labeled / queued solutions included).
 
@@ -71,6 +73,7 @@ CASES = [
 
 
 POOL_BASELINE = "pool top-k: candidate filters + ORDER BY score LIMIT k"
+POOL_SCAN = "pool scan: count(*) over the candidate pool"
 
 
 def best_of(repeat: int, fn) -> float:
@@ -139,6 +142,14 @@ def main() -> None:
                     assert len(cur.fetchall()) == args.batch
 
             rows.append((n, POOL_BASELINE, best_of(args.repeat, pool_top_k), fill_s))
+
+            def pool_scan(pool=pool) -> None:
+                with connection.cursor() as cur:
+                    cur.execute(f"SELECT count(*) FROM ({pool.sql}) pool", pool.params)
+                    cur.fetchone()
+
+            # The floor for strategies that must look at every candidate.
+            rows.append((n, POOL_SCAN, best_of(args.repeat, pool_scan), fill_s))
             for strategy, params in CASES:
 
                 def run(strategy=strategy, params=params, pool=pool) -> None:
@@ -156,11 +167,13 @@ def main() -> None:
     baselines = {n: t for n, label, t, _ in rows if label.startswith("baseline")}
     pool_baselines = {n: t for n, label, t, _ in rows if label == POOL_BASELINE}
     print(f"\nbatch k = {args.batch}, best of {args.repeat}\n")
-    print("| candidates | query | seconds | x baseline | x pool top-k |")
-    print("|---:|---|---:|---:|---:|")
+    scans = {n: t for n, label, t, _ in rows if label == POOL_SCAN}
+    print("| candidates | query | seconds | x baseline | x pool top-k | x pool scan |")
+    print("|---:|---|---:|---:|---:|---:|")
     for n, label, t, _ in rows:
         print(
-            f"| {n:,} | {label} | {t:.3f} | {t / baselines[n]:.1f} | {t / pool_baselines[n]:.2f} |"
+            f"| {n:,} | {label} | {t:.3f} | {t / baselines[n]:.1f} "
+            f"| {t / pool_baselines[n]:.2f} | {t / scans[n]:.2f} |"
         )
     for n, _, _, fill_s in rows[:: len(rows) // len(args.sizes)]:
         print(f"\nfilled {n:,} candidates in {fill_s:.1f} s")
