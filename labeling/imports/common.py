@@ -207,12 +207,15 @@ def paused_gc() -> Iterator[None]:
 
 
 def batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    """Group items; between batches, collect the young generations so that any reference
+    cycles left by a batch are freed even while automatic collection is paused."""
     batch: list[Any] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:
             yield batch
             batch = []
+            gc.collect(1)
     if batch:
         yield batch
 
