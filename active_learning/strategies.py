@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -82,16 +83,25 @@ def wrong_quota(size: int, wrong_share: float) -> int:
     return math.floor(size * wrong_share + 0.5)
 
 
+def _whole(value: object) -> bool:
+    # numbers.Integral admits numpy integers too; bool is an int but never a count.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_common(size: int, per_problem_cap: int | None) -> None:
-    if size < 0:
-        raise StrategyError("size must be >= 0")
-    if per_problem_cap is not None and per_problem_cap < 1:
-        raise StrategyError("per_problem_cap must be >= 1 (or None for no cap)")
+    if not _whole(size) or size < 0:
+        raise StrategyError("size must be a whole number >= 0")
+    if per_problem_cap is not None and (not _whole(per_problem_cap) or per_problem_cap < 1):
+        raise StrategyError("per_problem_cap must be a whole number >= 1 (or None for no cap)")
 
 
 def _check_share(wrong_share: float) -> None:
-    if not 0.0 <= wrong_share <= 1.0:
-        raise StrategyError("wrong_share must be between 0 and 1")
+    if (
+        not isinstance(wrong_share, int | float)
+        or isinstance(wrong_share, bool)
+        or not 0.0 <= wrong_share <= 1.0
+    ):
+        raise StrategyError("wrong_share must be a number between 0 and 1")
 
 
 def _require_scores(pool: Sequence[Candidate]) -> None:
@@ -145,8 +155,8 @@ def convincing_wrong_answer(
     if scope == "global":
         return _cwa_global(pool, size, wrong_share, per_problem_cap)
     if scope == "per_problem":
-        if per_problem is None or per_problem < 1:
-            raise StrategyError("per_problem scope needs per_problem >= 1")
+        if not _whole(per_problem) or per_problem < 1:
+            raise StrategyError("per_problem scope needs per_problem, a whole number >= 1")
         return _cwa_per_problem(pool, size, wrong_share, per_problem_cap, per_problem)
     raise StrategyError(f"unknown scope {scope!r}: use 'global' or 'per_problem'")
 
@@ -215,6 +225,8 @@ def uniform(
 ) -> list[Pick]:
     """A seeded random sample; the same seed and pool always give the same batch."""
     _check_common(size, per_problem_cap)
+    if not _whole(seed):
+        raise StrategyError("seed must be a whole number")
     ranked = sorted(pool, key=lambda c: (uniform_key(seed, c.solution_id), c.solution_id))
     picked = _take_capped(ranked, size, per_problem_cap, Counter())
     return [

@@ -165,3 +165,18 @@ def test_uncertainty_prefers_the_step_closest_to_a_coin_flip():
     assert picks[0].score == 0.5
     assert ids(s.uncertainty(pool, 5, per_problem_cap=1)) == [2, 5, 3]
     assert s.step_margin([]) == 0.5
+
+
+@pytest.mark.parametrize(
+    "strategy,params,message",
+    [
+        ("convincing_wrong_answer", {"per_problem_cap": 2.5}, "per_problem_cap"),
+        ("convincing_wrong_answer", {"per_problem_cap": True}, "per_problem_cap"),
+        ("convincing_wrong_answer", {"wrong_share": "0.8"}, "wrong_share"),
+        ("convincing_wrong_answer", {"scope": "per_problem", "per_problem": "3"}, "per_problem"),
+        ("uniform", {"seed": "abc"}, "seed"),
+    ],
+)
+def test_parameters_of_the_wrong_type_are_rejected(strategy, params, message):
+    with pytest.raises(StrategyError, match=message):
+        s.select(POOL, 3, strategy, params)
