@@ -610,7 +610,8 @@ export class Workspace {
       await api.saveDraft(a.id, this.state, sentMs);
       this.savedActiveMs = sentMs;
       this.draftRetryMs = 2_000;
-      if (this.assignment === a) {
+      // "Saved" only once the latest change is on the server, not while a newer one waits.
+      if (this.assignment === a && !(this.draftPending && this.state?.rev !== sentRev)) {
         this.setStatus(`Saved ${new Date().toLocaleTimeString()}`, "saved");
       }
     } catch (err) {

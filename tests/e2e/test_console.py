@@ -5,13 +5,29 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import PASSWORD, log_in, snap
+from tests.e2e.conftest import FRONTEND, PASSWORD, log_in, snap
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.celery_worker,
     pytest.mark.django_db(transaction=True),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def console_bundle(frontend_built) -> None:
+    """The shared fixture watches main.js; the console has its own bundle, so check it too."""
+    import shutil
+    import subprocess
+
+    bundle = FRONTEND / "dist" / "console.js"
+    sources = [FRONTEND / "src" / "console.ts", *(FRONTEND / "src" / "console").rglob("*")]
+    if bundle.exists() and all(p.stat().st_mtime <= bundle.stat().st_mtime for p in sources):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is needed to build the console bundle for the browser tests")
+    subprocess.run([npm, "run", "build"], cwd=FRONTEND, check=True, capture_output=True)
 
 
 def make_world(tmp_path):
