@@ -159,6 +159,8 @@ def _parse_line(number: int, data: Any) -> _Line:
     line = read.object(data, "")
     read.no_unknown_keys(line, LINE_KEYS, "")
     labeler = read.string(line, "labeler", "labeler", non_empty=True)
+    if len(labeler) > 64:
+        raise read.fail("labeler", f"must be at most 64 characters, got {len(labeler)}")
     timestamp_text = read.string(line, "timestamp", "timestamp", non_empty=True)
     try:
         timestamp = datetime.fromisoformat(timestamp_text)

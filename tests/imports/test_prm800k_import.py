@@ -284,6 +284,12 @@ BAD_LINES = [
         "must be -1, 0, 1 or null, got true",
     ),
     (
+        "labeler id too long",
+        lambda base: _mutated(base, lambda d: d.__setitem__("labeler", "x" * 65)),
+        "labeler",
+        "must be at most 64 characters, got 65",
+    ),
+    (
         "unexpected field",
         lambda base: _mutated(base, lambda d: d["question"].__setitem__("hint", "x")),
         "question.hint",
