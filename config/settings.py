@@ -127,7 +127,7 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env("STEPWISE_THROTTLE_ANON", default="60/min"),
+        "anon": env("STEPWISE_THROTTLE_ANON", default="600/min"),
         "user": env("STEPWISE_THROTTLE_USER", default="1200/min"),
         "login": env("STEPWISE_THROTTLE_LOGIN", default="10/min"),
     },
@@ -139,9 +139,12 @@ REST_FRAMEWORK = {
 # are admitted after screening at this share of steps agreeing with gold.
 STEPWISE_LEASE_SECONDS = env.int("STEPWISE_LEASE_SECONDS", default=300)
 STEPWISE_SCREENING_THRESHOLD = env.float("STEPWISE_SCREENING_THRESHOLD", default=0.75)
-# Browser login: at most this many failed attempts per username and per client address
-# within the window, then the login form answers 429 until the window passes.
+# Browser login: at most this many failed attempts per username (and more per client address,
+# which many people may share) within the window, then the form answers 429 until it passes.
 STEPWISE_LOGIN_MAX_FAILURES = env.int("STEPWISE_LOGIN_MAX_FAILURES", default=10)
+STEPWISE_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int(
+    "STEPWISE_LOGIN_MAX_FAILURES_PER_ADDRESS", default=50
+)
 STEPWISE_LOGIN_WINDOW_SECONDS = env.int("STEPWISE_LOGIN_WINDOW_SECONDS", default=300)
 SPECTACULAR_SETTINGS = {
     "TITLE": "stepwise API",

@@ -30,7 +30,12 @@ def login_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
         if request.method != "POST":
             return view(request, *args, **kwargs)
         keys = _keys(request)
-        if any((cache.get(key) or 0) >= settings.STEPWISE_LOGIN_MAX_FAILURES for key in keys):
+        limits = [
+            settings.STEPWISE_LOGIN_MAX_FAILURES,
+            settings.STEPWISE_LOGIN_MAX_FAILURES_PER_ADDRESS,
+        ]
+        counts = cache.get_many(keys)
+        if any(counts.get(key, 0) >= limit for key, limit in zip(keys, limits, strict=True)):
             response = HttpResponse(
                 "Too many failed sign-in attempts. Try again in a few minutes.",
                 status=429,

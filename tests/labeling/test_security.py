@@ -78,3 +78,16 @@ def test_admin_login_is_rate_limited_too(settings):
     form = {"username": f"nobody-{uuid.uuid4().hex[:6]}", "password": "wrong"}
     statuses = [client.post("/admin/login/", form).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+@pytest.mark.django_db
+def test_many_failures_from_one_address_are_limited_across_usernames(settings):
+    settings.STEPWISE_LOGIN_MAX_FAILURES_PER_ADDRESS = 3
+    client = Client(REMOTE_ADDR=f"10.{uuid.uuid4().int % 250}.3.3")
+    statuses = [
+        client.post(
+            "/accounts/login/", {"username": f"guess-{i}-{uuid.uuid4().hex[:4]}", "password": "x"}
+        ).status_code
+        for i in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
