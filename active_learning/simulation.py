@@ -205,6 +205,32 @@ def efficiency_ratio(
     )
 
 
+def ratio_at_uniform_best(
+    active: Sequence[tuple[float, float]], uniform: Sequence[tuple[float, float]]
+) -> str:
+    """The ratio read the other way round: at the best quality uniform reaches within its budget,
+    how many labels each arm needs. Always defined when active learning gets there at all, so it
+    complements ``efficiency_ratio`` when that is only a lower bound.
+    """
+    active = [p for p in active if math.isfinite(p[1])]
+    uniform = [p for p in uniform if math.isfinite(p[1])]
+    if not active or not uniform:
+        return "undefined (a curve has no finite quality value)"
+    target = max(q for _, q in uniform)
+    uniform_needed = labels_to_reach([x for x, _ in uniform], [q for _, q in uniform], target)
+    active_needed = labels_to_reach([x for x, _ in active], [q for _, q in active], target)
+    assert uniform_needed is not None
+    if active_needed is None:
+        return (
+            f"active never reaches uniform's best {target:.4f} "
+            f"(uniform gets there with {uniform_needed:.0f} labels)"
+        )
+    return (
+        f"{uniform_needed / active_needed:.2f}x (uniform's best {target:.4f}: uniform needs "
+        f"{uniform_needed:.0f} labels, active {active_needed:.1f})"
+    )
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -423,6 +449,10 @@ def write_report(result: SimulationResult, out: Path, *, title: str = "") -> dic
     for metric, ratio in ratios.items():
         marker = " (headline)" if metric == result.settings.metric else ""
         lines.append(f"- data efficiency on {metric}{marker}: {ratio.describe()}")
+        reverse = ratio_at_uniform_best(
+            result.curve("active", metric), result.curve("uniform", metric)
+        )
+        lines.append(f"  - read at uniform's best instead: {reverse}")
     paths["markdown"].write_text("\n".join(lines) + "\n")
 
     summary = {
@@ -433,6 +463,15 @@ def write_report(result: SimulationResult, out: Path, *, title: str = "") -> dic
     paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     plot_curves(result, paths["plot"], title=title)
     return paths
+
+
+def load_result(path: Path) -> SimulationResult:
+    """Read back a simulation.json (to redraw the table and plot without training again)."""
+    data = json.loads(Path(path).read_text())
+    return SimulationResult(
+        settings=SimulationSettings(**data["settings"]),
+        rows=[RoundResult(**row) for row in data["rows"]],
+    )
 
 
 def _table_row(row: RoundResult) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from active_learning.simulation import (
     KnownCorrectnessOracle,
     SimulationSettings,
     convincing_wrong_answer_selector,
+    load_result,
     simulate,
     uniform_selector,
     write_report,
@@ -123,3 +124,7 @@ def test_report_files(tmp_path):
     assert len(paths["csv"].read_text().splitlines()) == 1 + 6
     assert "data efficiency on step_auroc (headline)" in paths["markdown"].read_text()
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the JSON holds everything needed to redraw the report
+    again = write_report(load_result(paths["json"]), tmp_path / "again", title="t")
+    for kind in ("csv", "markdown", "json"):
+        assert again[kind].read_text() == paths[kind].read_text()

@@ -15,6 +15,7 @@ from active_learning.simulation import (
     labels_to_reach,
     phase2_ratings,
     rating_from_prm,
+    ratio_at_uniform_best,
 )
 
 
@@ -142,6 +143,14 @@ def test_efficiency_ratio_against_a_hand_computed_curve_pair():
     assert ratio.ratio == pytest.approx((200 + 40 * 0.04 / 0.06) / 160)
     assert ratio.ratio_lower_bound is None
     assert "1.42x" in ratio.describe()
+
+
+def test_ratio_read_at_uniform_best():
+    active = [(40, 0.60), (80, 0.70), (120, 0.76), (160, 0.80)]
+    uniform = [(40, 0.60), (80, 0.64), (120, 0.68), (160, 0.72)]
+    # uniform's best 0.72 at 160; active gets there at 80 + 40 * 0.02 / 0.06 = 93.33
+    assert ratio_at_uniform_best(active, uniform).startswith(f"{160 / (80 + 40 / 3):.2f}x")
+    assert ratio_at_uniform_best(uniform[:2], active).startswith("active never reaches")
 
 
 def test_efficiency_ratio_when_uniform_never_gets_there():
