@@ -114,7 +114,7 @@ def iter_json_lines(
             if not raw.strip():
                 continue
             try:
-                yield number, orjson.loads(raw)
+                yield number, orjson.loads(raw.rstrip(b"\r\n"))
             except orjson.JSONDecodeError as error:
                 raise ImportLineError(
                     number, None, f"invalid JSON: {error.msg} (column {error.colno})"

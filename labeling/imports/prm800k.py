@@ -142,9 +142,9 @@ def import_prm800k(path: Source, *, progress: bool = False, batch_size: int = 20
     with open_source(path) as (handle, size), paused_gc(), transaction.atomic():
         lock_imports()
         writer = _Writer(result)
-        lines = iter_json_lines(handle, size, progress)
-        for batch in batched(lines, batch_size):
-            parsed = [_parse_line(number, data) for number, data in batch]
+        # Each line is validated as it is read, so the first bad line is the one reported.
+        lines = (_parse_line(n, data) for n, data in iter_json_lines(handle, size, progress))
+        for parsed in batched(lines, batch_size):
             result.lines += len(parsed)
             writer.write(parsed)
     return result

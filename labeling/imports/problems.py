@@ -37,8 +37,9 @@ def import_problems(
         lock_imports()
         seen_texts: set[str] = set()
         seen_ids: set[str] = set()
-        for batch in batched(iter_json_records(handle, size, progress), batch_size):
-            problems = [_parse(number, data, split) for number, data in batch]
+        records = iter_json_records(handle, size, progress)
+        parsed = (_parse(number, data, split) for number, data in records)
+        for problems in batched(parsed, batch_size):
             result.lines += len(problems)
             _write(problems, result, seen_texts, seen_ids)
     return result

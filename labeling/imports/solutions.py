@@ -68,8 +68,10 @@ def import_solutions(
     with open_source(path) as (handle, size), paused_gc(), transaction.atomic():
         lock_imports()
         problems: dict[tuple[str, str], tuple[int, str]] = {}
-        for batch in batched(iter_json_records(handle, size, progress), batch_size):
-            records = [_parse(number, data) for number, data in batch]
+        parsed = (
+            _parse(number, data) for number, data in iter_json_records(handle, size, progress)
+        )
+        for records in batched(parsed, batch_size):
             result.lines += len(records)
             _write(records, result, problems)
     return result

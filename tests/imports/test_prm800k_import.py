@@ -321,3 +321,12 @@ def test_same_labeler_same_solution_twice_is_rejected(prm800k_lines, write_jsonl
         import_prm800k(write_jsonl([prm800k_lines[1], again]))
     assert error.value.line == 2 and error.value.field == "labeler"
     assert Labeling.objects.count() == 0
+
+
+def test_the_first_bad_line_is_reported_even_before_a_later_json_error(prm800k_lines, write_jsonl):
+    missing = copy.deepcopy(prm800k_lines[2])
+    del missing["labeler"]
+    path = write_jsonl([prm800k_lines[3], missing, '{"broken": '])
+    with pytest.raises(ImportLineError) as error:
+        import_prm800k(path)
+    assert (error.value.line, error.value.field, error.value.detail) == (2, "labeler", "missing")
