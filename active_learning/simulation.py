@@ -458,7 +458,8 @@ def write_report(result: SimulationResult, out: Path, *, title: str = "") -> dic
     summary = {
         "settings": dataclasses.asdict(result.settings),
         "efficiency": {metric: dataclasses.asdict(r) for metric, r in ratios.items()},
-        "rows": [_formatted(r) for r in result.rows],
+        # full precision, so load_result reproduces the report exactly
+        "rows": [dataclasses.asdict(r) for r in result.rows],
     }
     paths["json"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     plot_curves(result, paths["plot"], title=title)
