@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -161,3 +162,13 @@ def test_load_demo_twice(shared_data, monkeypatch):
 def test_load_demo_without_data_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="missing in"):
         call_command("load_demo", "--data-dir", str(tmp_path), "--no-progress")
+
+
+def test_commands_show_a_progress_bar(shared_data):
+    err = io.StringIO()
+    out = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        call_command("import_solutions", str(shared_data / "processbench_gsm8k.json"), stdout=out)
+        call_command("import_problems", str(shared_data / "math500.jsonl"), stdout=out)
+    assert err.getvalue().count("100%") == 2
+    assert Solution.objects.count() == 400 and Problem.objects.filter(split="test").count() == 500
