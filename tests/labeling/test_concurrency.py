@@ -100,3 +100,38 @@ def test_fifty_threads_drain_the_queue_without_over_assignment_or_loss():
         Counter(Labeling.objects.values_list("labeler_id", "solution_id")).most_common(1)[0][1] == 1
     )
     assert not Assignment.objects.filter(state="active").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_retries_of_one_submit_store_one_labeling():
+    make_task(required=1, steps=3)
+    labeler = make_labeler()
+    assignment = services.assignment_claim(labeler=labeler)
+    start = threading.Barrier(8)
+    results: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def retry() -> None:
+        try:
+            start.wait(timeout=30)
+            labeling, created = services.assignment_submit(
+                assignment_id=assignment.pk,
+                labeler=labeler,
+                **make_labeling_body([1, 1, 1], "solution"),
+            )
+            results.append((labeling.pk, created))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=retry) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    connections.close_all()
+    assert not errors, errors
+    assert len({pk for pk, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False] * 7 + [True]
+    assert Labeling.objects.filter(task=assignment.task).count() == 1
