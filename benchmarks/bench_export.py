@@ -14,6 +14,10 @@ export to a file under var/bench/ and reporting its wall time and peak RSS (``ru
 - ``export_prm800k``: ``labeling.exports.iter_prm800k_lines`` (named cursor, batches) written
   by the management command's writer, as ``manage.py export_prm800k`` does.
 
+Wall time on a shared machine is noisy, so each run also reports CPU seconds: its own and
+(when Postgres runs on this machine) its Postgres backend's, read from /proc; the CPU ratio
+compares their sum with the baseline's.
+
 With ``--compare FILE`` (the generated input) it then checks, outside the timing, that every
 exported line equals an input line as JSON with the same key order (as multisets of canonical
 ``json.dumps`` texts, so the check holds flat memory as well).
@@ -30,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_db import ROOT, database_url, peak_rss_mib, run_child, setup_django
+from _bench_db import ROOT, cpu_seconds, database_url, peak_rss_mib, run_child, setup_django
 
 OUT_DIR = ROOT / "var" / "bench"
 
@@ -82,22 +86,27 @@ def _child(mode: str, output: str) -> None:
     from labeling.exports import ExportFilter, iter_prm800k_lines, prm800k_query
     from labeling.management.commands.export_prm800k import write_lines
 
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    client_cpu, server_cpu = cpu_seconds(), cpu_seconds(backend)
     started = time.perf_counter()
     if mode == "export":
-        lines = write_lines(
-            iter_prm800k_lines(), output=output, total=None, progress=False, unit="line"
-        )
+        write_lines(iter_prm800k_lines(), output=output, total=None, progress=False, unit="line")
     else:
         sql = prm800k_query(ExportFilter())[0] if mode == "copy" else _native_json_query()
-        lines = 0
         with connection.cursor() as cursor, open(output, "wb") as out:
             with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
                 for chunk in copy:
                     out.write(chunk)
-        with open(output, "rb") as check:
-            lines = sum(1 for _ in check)
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "lines": lines, "peak_rss_mib": peak_rss_mib()}))
+    client_cpu = cpu_seconds() - client_cpu
+    server_after = cpu_seconds(backend)
+    server_cpu = None if server_after is None else server_after - server_cpu
+    with open(output, "rb") as check:
+        lines = sum(1 for _ in check)
+    report = {"seconds": seconds, "lines": lines, "peak_rss_mib": peak_rss_mib()}
+    print(json.dumps({**report, "client_cpu": client_cpu, "server_cpu": server_cpu}))
 
 
 def _digests(path: Path) -> Counter:
@@ -126,22 +135,33 @@ def main() -> None:
             output = OUT_DIR / f"export_{args.database}_{mode}.jsonl"
             run = run_child([str(Path(__file__)), "--child", mode, str(output)], url)
             best = runs.setdefault(mode, {**run, "output": output})
-            best["seconds"] = min(best["seconds"], run["seconds"])
+            for key in ("seconds", "client_cpu", "server_cpu"):
+                if run[key] is not None:
+                    best[key] = min(best[key], run[key])
             best["peak_rss_mib"] = max(best["peak_rss_mib"], run["peak_rss_mib"])
     base = runs["copy"]["seconds"]
     lines = runs["export"]["lines"]
     print(f"\ndatabase: {args.database} ({lines} labelings), best of {args.repeat}")
-    print("\n| run | seconds | lines/s | ratio to COPY | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "\n| run | wall s | lines/s | wall ratio | client CPU s | Postgres CPU s "
+        "| CPU ratio | peak RSS MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     names = {
         "copy": "COPY (exporter's SELECT) TO STDOUT",
         "native": "COPY (json_build_object/json_agg) TO STDOUT",
         "export": "export_prm800k (named cursor)",
     }
+
+    def cpu(run: dict) -> float:
+        return run["client_cpu"] + (run["server_cpu"] or 0.0)
+
     for mode, run in runs.items():
+        server = "n/a" if run["server_cpu"] is None else f"{run['server_cpu']:.1f}"
         print(
             f"| {names[mode]} | {run['seconds']:.1f} | {run['lines'] / run['seconds']:,.0f} | "
-            f"{run['seconds'] / base:.2f} | {run['peak_rss_mib']:.0f} |"
+            f"{run['seconds'] / base:.2f} | {run['client_cpu']:.1f} | {server} | "
+            f"{cpu(run) / cpu(runs['copy']):.2f} | {run['peak_rss_mib']:.0f} |"
         )
     if args.compare:
         same = _digests(runs["export"]["output"]) == _digests(args.compare)

@@ -12,7 +12,9 @@
    own ingest limit for exactly the normalized rows the importer produced: no JSON parsing, no
    validation, no id allocation, no dedupe lookups.
 
-Prints lines/s of both and their ratio. The database is left loaded for bench_export.py.
+Prints lines/s of both and their ratio, and CPU seconds (the importer's own and its Postgres
+backend's, read from /proc when the server is local; the baseline's backend) because wall time
+on a shared machine is noisy. The database is left loaded for bench_export.py.
 """
 
 from __future__ import annotations
@@ -26,16 +28,32 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_db import ROOT, conninfo, peak_rss_mib, recreate_database, run_child, setup_django
+from _bench_db import (
+    ROOT,
+    conninfo,
+    cpu_seconds,
+    peak_rss_mib,
+    recreate_database,
+    run_child,
+    setup_django,
+)
 
 
 def _child_import(path: str) -> None:
     setup_django()
+    from django.db import connection
+
     from labeling.imports import import_prm800k
 
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    client_cpu, server_cpu = cpu_seconds(), cpu_seconds(backend)
     started = time.perf_counter()
     result = import_prm800k(path)
     seconds = time.perf_counter() - started
+    client_cpu = cpu_seconds() - client_cpu
+    server_after = cpu_seconds(backend)
     print(
         json.dumps(
             {
@@ -43,6 +61,8 @@ def _child_import(path: str) -> None:
                 "lines": result.lines,
                 "created": result.created,
                 "peak_rss_mib": peak_rss_mib(),
+                "client_cpu": client_cpu,
+                "server_cpu": None if server_after is None else server_after - server_cpu,
             }
         )
     )
@@ -58,7 +78,7 @@ def _row_counts(conn: psycopg.Connection) -> dict[str, int]:
     return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
-def _copy_baseline(url: str, tables: list[str], dump_dir: Path) -> float:
+def _copy_baseline(url: str, tables: list[str], dump_dir: Path) -> tuple[float, float | None]:
     """Dump ``tables``, empty them, then time loading the same rows back with COPY FROM."""
     dump_dir.mkdir(parents=True, exist_ok=True)
     with psycopg.connect(conninfo(url)) as conn:
@@ -73,6 +93,8 @@ def _copy_baseline(url: str, tables: list[str], dump_dir: Path) -> float:
         conn.commit()
         conn.execute("CHECKPOINT")
         conn.commit()
+        backend = conn.info.backend_pid
+        server_cpu = cpu_seconds(backend)
         started = time.perf_counter()
         with conn.transaction():
             for table in tables:
@@ -81,9 +103,10 @@ def _copy_baseline(url: str, tables: list[str], dump_dir: Path) -> float:
                         while chunk := source.read(1 << 20):
                             copy.write(chunk)
         seconds = time.perf_counter() - started
+        server_after = cpu_seconds(backend)
     for table in tables:
         (dump_dir / f"{table}.copy").unlink()
-    return seconds
+    return seconds, None if server_after is None else server_after - server_cpu
 
 
 def main() -> None:
@@ -105,7 +128,7 @@ def main() -> None:
         after = _row_counts(conn)
         conn.execute("VACUUM ANALYZE")
     written = [t for t in after if after[t] > before.get(t, 0)]
-    copy_seconds = _copy_baseline(url, written, ROOT / "var" / "bench" / "copy")
+    copy_seconds, copy_cpu = _copy_baseline(url, written, ROOT / "var" / "bench" / "copy")
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         assert _row_counts(conn) == after, "the COPY baseline did not restore the same rows"
         conn.execute("VACUUM ANALYZE")
@@ -116,12 +139,22 @@ def main() -> None:
     print(f"\nfile: {args.input} ({args.input.stat().st_size / 2**20:.0f} MiB, {lines} lines)")
     print(f"rows written: {rows} in {len(written)} tables: " + ", ".join(
         f"{t}={after[t] - before.get(t, 0)}" for t in written))  # fmt: skip
-    print("\n| run | seconds | lines/s | ratio to COPY | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| COPY FROM (same rows) | {copy_seconds:.1f} | {copy_rate:,.0f} | 1.00 | - |")
+    import_cpu = report["client_cpu"] + (report["server_cpu"] or 0.0)
+    server = "n/a" if report["server_cpu"] is None else f"{report['server_cpu']:.1f}"
+    print(
+        "\n| run | wall s | lines/s | wall ratio | client CPU s | Postgres CPU s | CPU ratio "
+        "| peak RSS MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| COPY FROM (same rows) | {copy_seconds:.1f} | {copy_rate:,.0f} | 1.00 | - | "
+        f"{'n/a' if copy_cpu is None else f'{copy_cpu:.1f}'} | 1.00 | - |"
+    )
+    cpu_ratio = "n/a" if not copy_cpu else f"{import_cpu / copy_cpu:.2f}"
     print(
         f"| import_prm800k | {report['seconds']:.1f} | {import_rate:,.0f} | "
-        f"{report['seconds'] / copy_seconds:.2f} | {report['peak_rss_mib']:.0f} |"
+        f"{report['seconds'] / copy_seconds:.2f} | {report['client_cpu']:.1f} | {server} | "
+        f"{cpu_ratio} | {report['peak_rss_mib']:.0f} |"
     )
 
 

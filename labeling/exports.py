@@ -56,6 +56,17 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def _lit(text: str) -> str:
+    """A Python string as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _concat(*parts: str) -> str:
+    # One concat() call builds its result in one buffer, where a chain of || copies the growing
+    # line once per operator. Every part is non-null here (nulls are spelled out as 'null').
+    return "concat(" + ", ".join(parts) + ")"
+
+
 def _json_float(expr: str) -> str:
     """SQL text of a float8 as JSON; integral values keep a ``.0`` like Python writes them."""
     return (
@@ -75,44 +86,79 @@ def _json_scalar(expr: str) -> str:
     return f"COALESCE(({expr})::text, 'null')"
 
 
+def _json_array(element: str, table: str, where: str, order: str) -> str:
+    """``[e1, e2, ...]`` of ``element`` over the matching rows of ``table``; ``[]`` when none."""
+    return (
+        f"COALESCE((SELECT '[' || string_agg({element}, ', ' ORDER BY {order}) || ']'"
+        f" FROM {table} WHERE {where}), '[]')"
+    )
+
+
 def _prm800k_line_sql() -> str:
     """SQL expression of one PRM800K line for the labeling aliased ``l``."""
-    step = Step._meta.db_table
-    labeled_step = LabeledStep._meta.db_table
-    completion = LabeledCompletion._meta.db_table
     utc_ts = "(l.timestamp AT TIME ZONE 'UTC')"
     # Python's isoformat(): microseconds only when non-zero, then always six digits.
-    timestamp = (
-        f"'\"' || to_char({utc_ts}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+    timestamp = _concat(
+        "'\"'",
+        f"to_char({utc_ts}, 'YYYY-MM-DD\"T\"HH24:MI:SS')",
         f"CASE WHEN date_trunc('second', {utc_ts}) = {utc_ts} THEN '' "
-        f"ELSE to_char({utc_ts}, '.US') END || '\"'"
+        f"ELSE to_char({utc_ts}, '.US') END",
+        "'\"'",
     )
-    pre_generated_steps = (
-        f"COALESCE((SELECT '[' || string_agg(to_json(st.text)::text, ', ' ORDER BY st.position)"
-        f" || ']' FROM {step} st WHERE st.solution_id = s.id), '[]')"
+    pre_generated_steps = _json_array(
+        "to_json(st.text)::text",
+        f"{Step._meta.db_table} st",
+        "st.solution_id = s.id",
+        "st.position",
+    )
+    completion = _concat(
+        _lit('{"text": '),
+        "to_json(c.text)::text",
+        _lit(', "rating": '),
+        _json_scalar("c.rating"),
+        _lit(', "flagged": '),
+        _json_scalar("c.flagged"),
+        _lit("}"),
     )
     completions = (
-        "CASE WHEN ls.completions_null THEN 'null' ELSE COALESCE((SELECT '[' || string_agg("
-        "'{\"text\": ' || to_json(c.text)::text"
-        f" || ', \"rating\": ' || {_json_scalar('c.rating')}"
-        f" || ', \"flagged\": ' || {_json_scalar('c.flagged')} || '}}', ', ' ORDER BY c.position)"
-        f" || ']' FROM {completion} c WHERE c.labeled_step_id = ls.id), '[]') END"
+        "CASE WHEN ls.completions_null THEN 'null' ELSE "
+        + _json_array(
+            completion,
+            f"{LabeledCompletion._meta.db_table} c",
+            "c.labeled_step_id = ls.id",
+            "c.position",
+        )
+        + " END"
     )
     human_completion = (
         "CASE WHEN ls.has_human_completion THEN "
-        f"'{{\"text\": ' || {_json_text('ls.human_completion_text')}"
-        f" || ', \"rating\": ' || {_json_scalar('ls.human_completion_rating')}"
-        f" || ', \"source\": ' || {_json_text('ls.human_completion_source')}"
-        f" || ', \"flagged\": ' || {_json_scalar('ls.human_completion_flagged')} || '}}'"
-        " ELSE 'null' END"
+        + _concat(
+            _lit('{"text": '),
+            _json_text("ls.human_completion_text"),
+            _lit(', "rating": '),
+            _json_scalar("ls.human_completion_rating"),
+            _lit(', "source": '),
+            _json_text("ls.human_completion_source"),
+            _lit(', "flagged": '),
+            _json_scalar("ls.human_completion_flagged"),
+            _lit("}"),
+        )
+        + " ELSE 'null' END"
     )
-    steps = (
-        "COALESCE((SELECT '[' || string_agg("
-        f"'{{\"completions\": ' || {completions}"
-        f" || ', \"human_completion\": ' || {human_completion}"
-        f" || ', \"chosen_completion\": ' || {_json_scalar('ls.chosen_completion')} || '}}',"
-        " ', ' ORDER BY ls.position)"
-        f" || ']' FROM {labeled_step} ls WHERE ls.labeling_id = l.id), '[]')"
+    labeled_step = _concat(
+        _lit('{"completions": '),
+        completions,
+        _lit(', "human_completion": '),
+        human_completion,
+        _lit(', "chosen_completion": '),
+        _json_scalar("ls.chosen_completion"),
+        _lit("}"),
+    )
+    steps = _json_array(
+        labeled_step,
+        f"{LabeledStep._meta.db_table} ls",
+        "ls.labeling_id = l.id",
+        "ls.position",
     )
     # The importer stores a null ground truth (screening questions have them) as "".
     ground_truth_answer = _json_text(
@@ -121,25 +167,40 @@ def _prm800k_line_sql() -> str:
     ground_truth_solution = _json_text(
         "NULLIF(COALESCE(l.ground_truth_solution_override, p.reference_solution), '')"
     )
-    question = (
-        f"'{{\"problem\": ' || to_json(p.text)::text || CASE WHEN s.is_pre_generated THEN "
-        f"', \"ground_truth_solution\": ' || {ground_truth_solution}"
-        f" || ', \"ground_truth_answer\": ' || {ground_truth_answer}"
-        f" || ', \"pre_generated_steps\": ' || {pre_generated_steps}"
-        f" || ', \"pre_generated_answer\": ' || {_json_text('s.final_answer')}"
-        f" || ', \"pre_generated_verifier_score\": ' || {_json_float('s.selection_score')}"
-        f" ELSE ', \"ground_truth_answer\": ' || {ground_truth_answer} END || '}}'"
+    phase2_question = _concat(
+        _lit(', "ground_truth_solution": '),
+        ground_truth_solution,
+        _lit(', "ground_truth_answer": '),
+        ground_truth_answer,
+        _lit(', "pre_generated_steps": '),
+        pre_generated_steps,
+        _lit(', "pre_generated_answer": '),
+        _json_text("s.final_answer"),
+        _lit(', "pre_generated_verifier_score": '),
+        _json_float("s.selection_score"),
     )
-    return (
-        "'{\"labeler\": ' || to_json(COALESCE(lr.external_id, u.username))::text"
-        f" || ', \"timestamp\": ' || {timestamp}"
-        f" || ', \"generation\": ' || {_json_scalar('g.number')}"
-        " || ', \"is_quality_control_question\": ' || l.is_quality_control::text"
-        " || ', \"is_initial_screening_question\": ' || l.is_screening::text"
-        f" || ', \"question\": ' || {question}"
-        f' || \', "label": {{"steps": \' || {steps}'
-        f" || ', \"total_time\": ' || {_json_scalar('l.total_time_ms')}"
-        " || ', \"finish_reason\": ' || to_json(l.finish_reason)::text || '}}'"
+    phase1_question = _concat(_lit(', "ground_truth_answer": '), ground_truth_answer)
+    return _concat(
+        _lit('{"labeler": '),
+        "to_json(COALESCE(lr.external_id, u.username))::text",
+        _lit(', "timestamp": '),
+        timestamp,
+        _lit(', "generation": '),
+        _json_scalar("g.number"),
+        _lit(', "is_quality_control_question": '),
+        "l.is_quality_control::text",
+        _lit(', "is_initial_screening_question": '),
+        "l.is_screening::text",
+        _lit(', "question": {"problem": '),
+        "to_json(p.text)::text",
+        f"CASE WHEN s.is_pre_generated THEN {phase2_question} ELSE {phase1_question} END",
+        _lit('}, "label": {"steps": '),
+        steps,
+        _lit(', "total_time": '),
+        _json_scalar("l.total_time_ms"),
+        _lit(', "finish_reason": '),
+        "to_json(l.finish_reason)::text",
+        _lit("}}"),
     )
 
 
