@@ -304,6 +304,7 @@ def main() -> int:
     os.environ.update({k: env[k] for k in ("CACHE_KEY_PREFIX", "LOG_LEVEL")})
     _setup_django(scratch)
     server = _start_gunicorn(args.port, env)
+    print(f"load average before: {os.getloadavg()} on {os.cpu_count()} CPUs", flush=True)
     results = []
     try:
         for i, k in enumerate(int(x) for x in args.levels.split(",")):
@@ -326,6 +327,7 @@ def main() -> int:
             )
     for r in results:
         print(f"K={r['K']}: errors {r['errors'] or 'none'}; integrity {r['integrity']}")
+    print(f"load average after: {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     bad = any(

@@ -68,19 +68,21 @@ def labeler_vs_rest_alpha(
     return ordinal_alpha({"labeler": shared, "rest": consensus}), len(consensus)
 
 
-def _ratings(generation_id: int | None = None) -> dict[int, dict[Unit, int]]:
+def _ratings() -> dict[int | None, dict[int, dict[Unit, int]]]:
+    """Step ratings by generation, then labeler, then (solution, position): one pass."""
     rows = LabeledCompletion.objects.filter(position=0, rating__isnull=False)
-    if generation_id is not None:
-        rows = rows.filter(labeled_step__labeling__generation_id=generation_id)
-    by_coder: dict[int, dict[Unit, int]] = defaultdict(dict)
-    for labeler_id, solution_id, position, rating in rows.values_list(
+    by_generation: dict[int | None, dict[int, dict[Unit, int]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for generation_id, labeler_id, solution_id, position, rating in rows.values_list(
+        "labeled_step__labeling__generation_id",
         "labeled_step__labeling__labeler_id",
         "labeled_step__labeling__solution_id",
         "labeled_step__position",
         "rating",
     ).iterator(chunk_size=5000):
-        by_coder[labeler_id][(solution_id, position)] = rating
-    return by_coder
+        by_generation[generation_id][labeler_id][(solution_id, position)] = rating
+    return by_generation
 
 
 def _shared_units(ratings_by_coder: dict[int, dict[Unit, int]]) -> int:
@@ -93,9 +95,10 @@ def _shared_units(ratings_by_coder: dict[int, dict[Unit, int]]) -> int:
 
 def agreement_report() -> dict[str, list[dict[str, Any]]]:
     """Everything the admin agreement page shows: alpha per generation and per labeler, QC."""
+    by_generation = _ratings()
     generations = []
     for generation in Generation.objects.order_by("number"):
-        ratings = _ratings(generation.pk)
+        ratings = by_generation.get(generation.pk)
         if not ratings:
             continue
         generations.append(
@@ -106,7 +109,12 @@ def agreement_report() -> dict[str, list[dict[str, Any]]]:
                 "alpha": ordinal_alpha(ratings),
             }
         )
-    everything = _ratings()
+    # Across generations (phase 1 lines have none): a step one labeler rated in two generations
+    # counts once for them.
+    everything: dict[int, dict[Unit, int]] = defaultdict(dict)
+    for ratings in by_generation.values():
+        for labeler_id, units in ratings.items():
+            everything[labeler_id].update(units)
     names = {
         labeler.pk: str(labeler)
         for labeler in Labeler.objects.filter(pk__in=everything).select_related("user")
