@@ -347,7 +347,9 @@ export class Workspace {
     if (p && detail) {
       p.textContent = detail;
     }
-    this.setStatus("");
+    if (this.statusLine.dataset.kind !== "saved") {
+      this.setStatus(""); // keep "Submitted (...)" visible; drop "Loading…"
+    }
     this.emptyPoll = window.setTimeout(() => void this.loadNext(), EMPTY_POLL_MS);
   }
 

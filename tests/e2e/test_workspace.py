@@ -199,6 +199,7 @@ def test_solution_then_give_up_with_reason_then_personal_page(page):
     page.fill("#reason-text", "Cannot tell whether step 2 is a typo.")
     page.keyboard.press("Control+Enter")
     expect(page.locator("#no-work")).to_be_visible()
+    snap(page, "no-work")
 
     solved, given_up = stored_labelings(bob)
     assert solved.finish_reason == "solution"
@@ -241,6 +242,7 @@ def test_bad_problem_report_and_untrusted_text_rendered_as_text(page):
     page.keyboard.press("?")
     expect(page.locator("#help-dialog")).to_be_visible()
     expect(page.locator("#help-dialog")).to_contain_text("Report a bad problem")
+    snap(page, "help")
     page.keyboard.press("Escape")
     expect(page.locator("#help-dialog")).to_be_hidden()
 
