@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -13,6 +15,10 @@ from labeling.exports import iter_prm800k_lines, iter_stepwise_lines
 from labeling.permissions import IsStepwiseAdmin
 
 JSONL = "application/jsonl"
+_STREAM = {
+    (200, JSONL): OpenApiResponse(OpenApiTypes.STR, description="One JSON object per line."),
+    403: OpenApiResponse(description="Not a stepwise admin."),
+}
 
 
 class _FilterInput(serializers.Serializer):
@@ -50,6 +56,7 @@ class Prm800kExportApi(APIView):
     class Input(_FilterInput):
         pass
 
+    @extend_schema(parameters=[Input], responses=_STREAM)
     def get(self, request: Request) -> StreamingHttpResponse:
         filters = self.Input(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -70,6 +77,7 @@ class StepwiseExportApi(APIView):
         include_alternatives = serializers.BooleanField(required=False, default=True)
         include_unfinished = serializers.BooleanField(required=False, default=False)
 
+    @extend_schema(parameters=[Input], responses=_STREAM)
     def get(self, request: Request) -> StreamingHttpResponse:
         options = self.Input(data=request.query_params)
         options.is_valid(raise_exception=True)
