@@ -7,6 +7,7 @@ chose what) reaches them.
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -49,17 +50,17 @@ class RoundOutput(serializers.ModelSerializer):
             "exports",
         ]
 
-    def get_prm_version(self, obj: Generation):
+    def get_prm_version(self, obj: Generation) -> dict | None:
         v = obj.prm_version
         return None if v is None else {"id": v.id, "name": v.name, "state": v.state}
 
-    def get_launched_by(self, obj: Generation):
+    def get_launched_by(self, obj: Generation) -> str | None:
         return obj.launched_by.get_username() if obj.launched_by else None
 
-    def get_counts(self, obj: Generation):
+    def get_counts(self, obj: Generation) -> dict | None:
         return self.context.get("counts", {}).get(obj.id)
 
-    def get_exports(self, obj: Generation):
+    def get_exports(self, obj: Generation) -> dict[str, str]:
         return export_links(obj.number)
 
 
@@ -92,9 +93,22 @@ class RoundListCreateApi(APIView):
         qc_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
         retrain = serializers.BooleanField(default=False)
 
+    @extend_schema(
+        operation_id="rounds_list",
+        responses=inline_serializer("RoundList", {"results": RoundOutput(many=True)}),
+    )
     def get(self, request):
         return Response({"results": _round_payload(selectors.round_list(), many=True)})
 
+    @extend_schema(
+        operation_id="rounds_launch",
+        request=Input,
+        responses={
+            201: RoundOutput,
+            400: OpenApiResponse(description="Field errors"),
+            409: OpenApiResponse(description="Another round is launching"),
+        },
+    )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -126,6 +140,7 @@ def _get_round(number: int) -> Generation:
 class RoundDetailApi(APIView):
     permission_classes = [IsStepwiseAdmin]
 
+    @extend_schema(operation_id="rounds_detail", responses=RoundOutput)
     def get(self, request, number: int):
         return Response(_round_payload([_get_round(number)], many=False))
 
@@ -134,6 +149,10 @@ class _RoundActionApi(APIView):
     permission_classes = [IsStepwiseAdmin]
     action_name = ""
 
+    @extend_schema(
+        request=None,
+        responses={200: RoundOutput, 409: OpenApiResponse(description="Wrong state")},
+    )
     def post(self, request, number: int):
         generation = _get_round(number)
         action = getattr(services, f"round_{self.action_name}")
@@ -161,6 +180,18 @@ class RoundDashboardApi(APIView):
 
     permission_classes = [IsStepwiseAdmin]
 
+    @extend_schema(
+        operation_id="rounds_dashboard",
+        responses=inline_serializer(
+            "RoundDashboard",
+            {
+                "rounds": RoundOutput(many=True),
+                "labels_per_day": serializers.ListField(child=serializers.DictField()),
+                "label_distribution": serializers.DictField(),
+                "labelers": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
     def get(self, request):
         return Response(
             {

@@ -301,13 +301,20 @@ def round_prepare_scores(*, generation_id: int) -> bool:
 # --------------------------------------------------------------------------- selection
 
 
-@transaction.atomic
 def round_select(*, generation_id: int) -> int:
     """Select the round's batch in SQL and queue it; returns how many tasks were queued.
 
     Skips solutions already labeled or in a live task (the candidate pool's definition). Safe
     to run twice: a round no longer ``launching`` is left alone.
     """
+    # Committed before the selection's own transaction, so the console can show the stage.
+    if Generation.objects.filter(id=generation_id, state=Generation.State.LAUNCHING).exists():
+        _set_progress(generation_id, stage="selecting", message="selecting in the database")
+    return _select_and_queue(generation_id)
+
+
+@transaction.atomic
+def _select_and_queue(generation_id: int) -> int:
     generation = Generation.objects.select_for_update().get(id=generation_id)
     if generation.state != Generation.State.LAUNCHING:
         return 0
