@@ -1,0 +1,46 @@
+"""Two admins launching at the same moment: one round launches, the other is told to wait."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from active_learning import services
+from active_learning.models import Generation
+from config.celery import app
+from tests.active_learning import factories as f
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_concurrent_launches_make_exactly_one_round():
+    admins = [f.person("admin"), f.person("admin")]
+    prob = f.problem()
+    for _ in range(4):
+        f.solution(prob, grade="wrong")
+    barrier = threading.Barrier(len(admins))
+    outcomes: list[str] = []
+
+    def launch(admin) -> None:
+        try:
+            barrier.wait(timeout=10)
+            services.round_launch(launched_by=admin.user, strategy="uniform", size=2)
+            outcomes.append("launched")
+        except services.RoundConflict:
+            outcomes.append("conflict")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=launch, args=(a,)) for a in admins]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    try:
+        assert sorted(outcomes) == ["conflict", "launched"]
+        assert list(Generation.objects.values_list("number", "state")) == [(0, "launching")]
+    finally:
+        # No worker runs here: drop the pipeline message the launch sent.
+        app.control.purge()
