@@ -501,8 +501,11 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     active = active_prm_version(version.kind)
     if active is not None and active.checkpoint_path and Path(active.checkpoint_path).is_dir():
         reporter(0.93, f"scoring the held-out split with active {active.name}", force=True)
-        baseline = _heldout_metrics(active.checkpoint_path, data)
-        metrics["baseline"] = {"prm_version_id": active.id, **baseline}
+        try:
+            baseline = _heldout_metrics(active.checkpoint_path, data)
+            metrics["baseline"] = {"prm_version_id": active.id, **baseline}
+        except Exception as exc:  # noqa: BLE001 - a broken old model must not fail a new one
+            reporter(0.95, f"baseline not measured, {active.name} did not load: {exc}")
     with transaction.atomic():
         version = PRMVersion.objects.select_for_update().get(id=version.id)
         version.checkpoint_path = str(final)

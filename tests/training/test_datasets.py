@@ -189,3 +189,14 @@ def test_builds_with_a_fixed_number_of_queries():
         data = build_training_data(heldout_fraction=0.0)
     assert len(data.train) == 23
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_step_without_completions_is_unrated():
+    sol = f.solution(f.problem(), STEPS)
+    made = f.labeling(sol, [1, 0])
+    # A phase 1 give-up may end on a step whose `completions` is null.
+    LabeledStep.objects.create(labeling=made, position=2, completions_null=True)
+    made.finish_reason = "give_up"
+    made.save()
+    data = build_training_data(heldout_fraction=0.0)
+    assert [s.ratings for s in data.train] == [[1, 0]]
