@@ -78,6 +78,8 @@ def test_bad_options_are_refused_before_any_work(tmp_path):
         call_command(
             "simulate_rounds", "--quick", "--oracle-checkpoint", "/nope", "--out", str(tmp_path)
         )
+    with pytest.raises(CommandError, match="--base-model /nope is not a directory"):
+        call_command("simulate_rounds", "--quick", "--base-model", "/nope", "--out", str(tmp_path))
     assert not any(tmp_path.iterdir())
 
 

@@ -127,6 +127,12 @@ class Command(BaseCommand):
             type=int,
             help=f"layers of the tiny backbone (default {DEFAULTS['backbone_layers']})",
         )
+        parser.add_argument(
+            "--base-model",
+            help="local HF model directory to fine-tune each round instead of building the tiny "
+            "backbone (its tokenizer only knows the synthetic world's words: use this for "
+            "--oracle imported on real text)",
+        )
         parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
         parser.add_argument("--device", default="cpu")
         parser.add_argument("--out", default="simulation-out", help="output folder")
@@ -169,6 +175,8 @@ class Command(BaseCommand):
             raise CommandError("--backbone-hidden must be a multiple of 4 (4 heads), at least 8")
         if knobs["backbone_layers"] < 1:
             raise CommandError("--backbone-layers must be at least 1")
+        if options["base_model"] and not Path(options["base_model"]).is_dir():
+            raise CommandError(f"--base-model {options['base_model']} is not a directory")
         if knobs["epochs"] <= 0:
             raise CommandError("--epochs must be positive")
         if options["learning_rate"] <= 0:
@@ -213,7 +221,7 @@ class Command(BaseCommand):
 
         with tempfile.TemporaryDirectory(prefix="stepwise-simulation-") as tmp:
             workdir = Path(tmp)
-            backbone = build_tiny_backbone(
+            backbone = options["base_model"] or build_tiny_backbone(
                 str(workdir / "backbone"),
                 seed=seed,
                 hidden_size=knobs["backbone_hidden"],
