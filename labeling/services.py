@@ -249,10 +249,10 @@ def assignment_claim(*, labeler: Labeler) -> Assignment | None:
 # ---------------------------------------------------------------- leases and drafts
 
 
-def _lock_live_assignment(*, assignment_id: int, labeler: Labeler, now: datetime) -> Assignment:
-    """Lock the caller's assignment; raise unless its lease is still theirs and running.
+def _lock_own_assignment_by_id(*, assignment_id: int, labeler: Labeler) -> Assignment:
+    """Lock an assignment row; raise unless it exists and belongs to ``labeler``.
 
-    Call inside a transaction.
+    Call inside a transaction; whether the lease is still running is checked by the caller.
     """
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
@@ -284,7 +284,7 @@ def _ensure_lease_live(assignment: Assignment, now: datetime) -> None:
 @transaction.atomic
 def assignment_heartbeat(*, assignment_id: int, labeler: Labeler) -> Assignment:
     now = timezone.now()
-    assignment = _lock_live_assignment(assignment_id=assignment_id, labeler=labeler, now=now)
+    assignment = _lock_own_assignment_by_id(assignment_id=assignment_id, labeler=labeler)
     _ensure_lease_live(assignment, now)
     assignment.lease_expires_at = now + lease_duration()
     assignment.save(update_fields=["lease_expires_at"])
@@ -296,7 +296,7 @@ def assignment_save_draft(
     *, assignment_id: int, labeler: Labeler, state: Any, active_ms: int
 ) -> Assignment:
     now = timezone.now()
-    assignment = _lock_live_assignment(assignment_id=assignment_id, labeler=labeler, now=now)
+    assignment = _lock_own_assignment_by_id(assignment_id=assignment_id, labeler=labeler)
     _ensure_lease_live(assignment, now)
     assignment.draft_state = state
     assignment.draft_active_ms = active_ms
@@ -500,7 +500,7 @@ def assignment_submit(
     task_ref = Assignment.objects.filter(pk=assignment_id).values("task_id", "task_kind").first()
     if task_ref and task_ref["task_kind"] == LabelingTask.Kind.REGULAR:
         LabelingTask.objects.select_for_update(no_key=True).filter(pk=task_ref["task_id"]).first()
-    assignment = _lock_live_assignment(assignment_id=assignment_id, labeler=labeler, now=now)
+    assignment = _lock_own_assignment_by_id(assignment_id=assignment_id, labeler=labeler)
     if assignment.state == Assignment.State.SUBMITTED:
         return assignment.labeling, False
     _ensure_lease_live(assignment, now)
