@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ROUND_SIZE = 1_000_000
 MAX_LABELINGS_PER_TASK = 20
-# Solutions per scoring call: one progress update each, and a bounded id list per query.
-SCORE_CHUNK = 5000
+# Solutions per scoring call: each call loads the model once and takes an id list in one
+# query, and a cancel is noticed between calls.
+SCORE_CHUNK = 50_000
 # Serializes round numbering and selection against each other.
 _ROUND_LOCK = zlib.crc32(b"stepwise.active_learning.rounds")
 # Progress writes from long loops are throttled to one per this many seconds.
@@ -282,18 +283,23 @@ def round_prepare_scores(*, generation_id: int) -> bool:
     ids = _unscored_candidate_ids(version_id)
     _set_progress(generation_id, stage="scoring", fraction=start, message=f"{len(ids)} to score")
     done = 0
+    span = (1.0 - start) * 0.9  # the last tenth is the selection's
     for offset in range(0, len(ids), SCORE_CHUNK):
         chunk = ids[offset : offset + SCORE_CHUNK]
-        if Generation.objects.filter(id=generation_id, state=Generation.State.LAUNCHING).exists():
-            done += training.score_solutions(prm_version_id=version_id, solution_ids=chunk)
-        else:
+        if not Generation.objects.filter(
+            id=generation_id, state=Generation.State.LAUNCHING
+        ).exists():
             return False  # cancelled while scoring
-        _set_progress(
+        report = _throttled(
             generation_id,
-            stage="scoring",
-            fraction=round(start + (1.0 - start) * 0.9 * (offset + len(chunk)) / len(ids), 4),
-            message=f"scored {done}/{len(ids)}",
+            "scoring",
+            start + span * offset / len(ids),
+            span * len(chunk) / len(ids),
         )
+        done += training.score_solutions(
+            prm_version_id=version_id, solution_ids=chunk, progress=report
+        )
+        _set_progress(generation_id, message=f"scored {done}/{len(ids)}")
     _set_progress(generation_id, scored=True, message=f"scored {done} candidates")
     return True
 
