@@ -272,11 +272,15 @@ class TokenApi(ObtainAuthToken):
 # ---------------------------------------------------------------- admin endpoints
 
 
+GOLD_ITEM_KINDS = [
+    (LabelingTask.Kind.SCREENING.value, "screening item (generation -1)"),
+    (LabelingTask.Kind.QUALITY_CONTROL.value, "quality-control item of a generation"),
+]
+
+
 class GoldInput(serializers.Serializer):
     solution_id = serializers.IntegerField()
-    kind = serializers.ChoiceField(
-        choices=[LabelingTask.Kind.SCREENING.value, LabelingTask.Kind.QUALITY_CONTROL.value]
-    )
+    kind = serializers.ChoiceField(choices=GOLD_ITEM_KINDS)
     generation_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     gold_ratings = serializers.ListField(
         child=serializers.IntegerField(min_value=-1, max_value=1),
