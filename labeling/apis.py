@@ -1,4 +1,4 @@
-"""The labeling API (contract: docs/task-leasing.md and the workspace's api.ts).
+"""The labeling API (endpoints and errors: docs/task-leasing.md; client: frontend/src/api.ts).
 
 Views validate input, call a service, serialize the result. Domain errors become DRF-style
 answers: 400 per field, 403 for someone else's assignment, 409 ``lease_lost``.
