@@ -354,10 +354,14 @@ class Assignment(models.Model):
 
     class Meta:
         constraints = [
-            # Regular tasks: a slot below the task's N. QC/screening items: no slot.
+            # Regular tasks: a slot, below the task's N while the assignment is live (expired
+            # history must not block lowering N). QC/screening items: no slot.
             models.CheckConstraint(
                 condition=(
-                    Q(task_kind="regular", slot__isnull=False, slot__lt=models.F("slots"))
+                    (
+                        Q(task_kind="regular", slot__isnull=False)
+                        & (Q(slot__lt=models.F("slots")) | ~Q(state__in=["active", "submitted"]))
+                    )
                     | (~Q(task_kind="regular") & Q(slot__isnull=True))
                 ),
                 name="assignment_slot_within_task",

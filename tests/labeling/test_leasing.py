@@ -335,3 +335,17 @@ def test_schema_lists_the_labeling_endpoints():
         "/api/labeling/me/",
     ]:
         assert path in paths
+
+
+def test_lowering_n_is_allowed_over_expired_history_only():
+    task = make_task(required=3)
+    holders = [make_labeler() for _ in range(3)]
+    leases = [claim(labeler) for labeler in holders]
+    assert sorted(a.slot for a in leases) == [0, 1, 2]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LabelingTask.objects.filter(pk=task.pk).update(labelings_required=2)
+    expire(next(a for a in leases if a.slot == 2))
+    services.leases_expire()
+    LabelingTask.objects.filter(pk=task.pk).update(labelings_required=2)
+    assert Assignment.objects.get(task=task, slot=2).slots == 2  # cascaded, row kept
+    assert claim(make_labeler()) is None  # both remaining slots are held
