@@ -96,3 +96,23 @@ def test_a_budget_beyond_the_pool_is_a_clear_error(tmp_path):
             str(tmp_path),
         )
     assert not (tmp_path / "simulation.csv").exists()
+
+
+@pytest.mark.slow
+def test_same_seed_same_table(tmp_path):
+    # One round keeps it short; it still builds, trains and evaluates a real model twice.
+    for name in ("first", "second"):
+        call_command(
+            "simulate_rounds",
+            "--quick",
+            "--rounds",
+            "1",
+            "--seed",
+            "2",
+            "--out",
+            str(tmp_path / name),
+            stdout=io.StringIO(),
+        )
+    first = (tmp_path / "first" / "simulation.csv").read_text()
+    assert first == (tmp_path / "second" / "simulation.csv").read_text()
+    assert len(first.splitlines()) == 3
