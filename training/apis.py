@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -69,7 +70,7 @@ class _AdminApi(APIView):
 
 
 class PRMVersionListApi(_AdminApi):
-    class Input(serializers.Serializer):
+    class TrainingLaunchInput(serializers.Serializer):
         name = serializers.CharField(max_length=128)
         base_model = serializers.CharField(max_length=512)
         kind = serializers.ChoiceField(choices=PRMVersion.Kind.choices, default="prm")
@@ -79,13 +80,22 @@ class PRMVersionListApi(_AdminApi):
         batch_tokens = serializers.IntegerField(min_value=16, required=False)
         activate = serializers.BooleanField(default=False)
 
+    @extend_schema(operation_id="training_versions_list", responses=VersionOutput(many=True))
     def get(self, request):
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.prm_version_list(), request, view=self)
         return paginator.get_paginated_response(VersionOutput(page, many=True).data)
 
+    @extend_schema(
+        request=TrainingLaunchInput,
+        responses={
+            201: inline_serializer(
+                "TrainingLaunchOutput", {"version": VersionOutput(), "run": RunOutput()}
+            )
+        },
+    )
     def post(self, request):
-        data = self.Input(data=request.data)
+        data = self.TrainingLaunchInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         activate = fields.pop("activate")
@@ -105,6 +115,7 @@ class PRMVersionListApi(_AdminApi):
 
 
 class PRMVersionDetailApi(_AdminApi):
+    @extend_schema(responses=VersionOutput)
     def get(self, request, pk: int):
         return Response(VersionOutput(get_object_or_404(PRMVersion, pk=pk)).data)
 
@@ -112,12 +123,13 @@ class PRMVersionDetailApi(_AdminApi):
 class PRMVersionTrainApi(_AdminApi):
     """Train again a version whose training failed."""
 
-    class Input(serializers.Serializer):
+    class TrainingRetryInput(serializers.Serializer):
         activate = serializers.BooleanField(default=False)
 
+    @extend_schema(request=TrainingRetryInput, responses={202: RunOutput})
     def post(self, request, pk: int):
         get_object_or_404(PRMVersion, pk=pk)
-        data = self.Input(data=request.data)
+        data = self.TrainingRetryInput(data=request.data)
         data.is_valid(raise_exception=True)
         run = _domain_errors(
             lambda: services.training_run_start(prm_version_id=pk, **data.validated_data)
@@ -126,12 +138,13 @@ class PRMVersionTrainApi(_AdminApi):
 
 
 class PRMVersionEvaluateApi(_AdminApi):
-    class Input(serializers.Serializer):
+    class TrainingEvaluateInput(serializers.Serializer):
         processbench_path = serializers.CharField(required=False, allow_blank=True)
 
+    @extend_schema(request=TrainingEvaluateInput, responses={202: RunOutput})
     def post(self, request, pk: int):
         get_object_or_404(PRMVersion, pk=pk)
-        data = self.Input(data=request.data)
+        data = self.TrainingEvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)
         path = data.validated_data.get("processbench_path") or None
         run = _domain_errors(
@@ -141,14 +154,15 @@ class PRMVersionEvaluateApi(_AdminApi):
 
 
 class PRMVersionScoreApi(_AdminApi):
-    class Input(serializers.Serializer):
+    class TrainingScoreInput(serializers.Serializer):
         solution_ids = serializers.ListField(
             child=serializers.IntegerField(min_value=1), required=False, allow_null=True
         )
 
+    @extend_schema(request=TrainingScoreInput, responses={202: RunOutput})
     def post(self, request, pk: int):
         get_object_or_404(PRMVersion, pk=pk)
-        data = self.Input(data=request.data)
+        data = self.TrainingScoreInput(data=request.data)
         data.is_valid(raise_exception=True)
         ids = data.validated_data.get("solution_ids")
         run = _domain_errors(
@@ -158,12 +172,13 @@ class PRMVersionScoreApi(_AdminApi):
 
 
 class PRMVersionActivateApi(_AdminApi):
-    class Input(serializers.Serializer):
+    class TrainingActivateInput(serializers.Serializer):
         force = serializers.BooleanField(default=False)
 
+    @extend_schema(request=TrainingActivateInput, responses=VersionOutput)
     def post(self, request, pk: int):
         get_object_or_404(PRMVersion, pk=pk)
-        data = self.Input(data=request.data)
+        data = self.TrainingActivateInput(data=request.data)
         data.is_valid(raise_exception=True)
         version = _domain_errors(
             lambda: services.prm_version_promote(prm_version_id=pk, **data.validated_data)
@@ -172,6 +187,7 @@ class PRMVersionActivateApi(_AdminApi):
 
 
 class PRMVersionRetireApi(_AdminApi):
+    @extend_schema(request=None, responses=VersionOutput)
     def post(self, request, pk: int):
         get_object_or_404(PRMVersion, pk=pk)
         version = _domain_errors(lambda: services.prm_version_retire(prm_version_id=pk))
@@ -179,6 +195,11 @@ class PRMVersionRetireApi(_AdminApi):
 
 
 class TrainingRunListApi(_AdminApi):
+    @extend_schema(
+        operation_id="training_runs_list",
+        parameters=[OpenApiParameter("prm_version", int, description="Only this version's runs.")],
+        responses=RunOutput(many=True),
+    )
     def get(self, request):
         version = request.query_params.get("prm_version")
         if version is not None and not version.isdigit():
@@ -190,5 +211,6 @@ class TrainingRunListApi(_AdminApi):
 
 
 class TrainingRunDetailApi(_AdminApi):
+    @extend_schema(responses=RunOutput)
     def get(self, request, pk: int):
         return Response(RunOutput(get_object_or_404(TrainingRun, pk=pk)).data)

@@ -72,8 +72,13 @@ def prm_version_create(
     kind: str = PRMVersion.Kind.PRM,
     hyperparameters: dict[str, Any] | None = None,
     max_labeling_id: int | None = None,
+    heldout_fraction: float | None = None,
 ) -> PRMVersion:
-    """A version in state `training`, its data snapshot frozen now (retries train on the same data)."""
+    """A version in state `training`, its data snapshot frozen now (retries train on the same data).
+
+    The snapshot also fixes the held-out share (default STEPWISE_HELDOUT_FRACTION), so later
+    evaluations of the version use the same split.
+    """
     errors: dict[str, list[str]] = {}
     if not name or len(name) > 128:
         errors["name"] = ["Give a name of 1 to 128 characters."]
@@ -87,6 +92,10 @@ def prm_version_create(
     unknown = sorted(set(hyperparameters) - set(TRAIN_KEYS))
     if unknown:
         errors["hyperparameters"] = [f"Unknown keys: {', '.join(unknown)}."]
+    if heldout_fraction is None:
+        heldout_fraction = settings.STEPWISE_HELDOUT_FRACTION
+    if not 0.0 <= heldout_fraction < 1.0:
+        errors["heldout_fraction"] = ["Give a share in [0, 1)."]
     if errors:
         raise ValidationError(errors)
     if max_labeling_id is None:
@@ -96,7 +105,7 @@ def prm_version_create(
         kind=kind,
         base_model=str(Path(base_model).resolve()),
         hyperparameters=hyperparameters,
-        data_snapshot={"max_labeling_id": max_labeling_id},
+        data_snapshot={"max_labeling_id": max_labeling_id, "heldout_fraction": heldout_fraction},
     )
 
 
@@ -457,6 +466,11 @@ def _staging_dir(run: TrainingRun) -> Path:
     )
 
 
+def _heldout_fraction(version: PRMVersion) -> float:
+    fraction = (version.data_snapshot or {}).get("heldout_fraction")
+    return settings.STEPWISE_HELDOUT_FRACTION if fraction is None else float(fraction)
+
+
 def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     from training.prm.config import TrainConfig
     from training.prm.train import train_reward_model
@@ -465,7 +479,7 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     snapshot_max = (version.data_snapshot or {}).get("max_labeling_id")
     reporter(0.0, f"building data up to labeling {snapshot_max}", force=True)
     data = datasets.build_training_data(
-        max_labeling_id=snapshot_max, heldout_fraction=settings.STEPWISE_HELDOUT_FRACTION
+        max_labeling_id=snapshot_max, heldout_fraction=_heldout_fraction(version)
     )
     if not data.train:
         raise TrainingError(f"no training data in the snapshot ({data.snapshot})")
@@ -596,7 +610,7 @@ def evaluate_prm_version(
     report(0.0, "building the held-out split")
     data = datasets.build_training_data(
         max_labeling_id=(version.data_snapshot or {}).get("max_labeling_id"),
-        heldout_fraction=settings.STEPWISE_HELDOUT_FRACTION,
+        heldout_fraction=_heldout_fraction(version),
     )
     result = _heldout_metrics(version.checkpoint_path, data)
     report(0.5, "held-out metrics done")

@@ -123,7 +123,8 @@ def test_create_validates_fields(tmp_path):
 def test_create_freezes_the_data_snapshot(tmp_path):
     made = f.labeling(f.solution(f.problem(), ["a", "b"]), [1, 1])
     v = services.prm_version_create(name="v", base_model=str(tmp_path))
-    assert v.state == "training" and v.data_snapshot == {"max_labeling_id": made.id}
+    assert v.state == "training"
+    assert v.data_snapshot == {"max_labeling_id": made.id, "heldout_fraction": 0.1}
 
 
 def test_second_training_of_a_version_is_refused(tmp_path):

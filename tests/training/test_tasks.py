@@ -37,7 +37,10 @@ def test_train_score_and_rerun_on_a_real_worker(
 ):
     with transaction.atomic():
         version = services.prm_version_create(
-            name="tiny-1", base_model=tiny_backbone, hyperparameters=TINY_HYPERPARAMETERS
+            name="tiny-1",
+            base_model=tiny_backbone,
+            hyperparameters=TINY_HYPERPARAMETERS,
+            heldout_fraction=0.25,  # 4 of the 8 problems, with both good and bad steps
         )
         run = services.training_run_start(prm_version_id=version.id, activate=True)
         # Enqueued only after commit: the worker never sees an uncommitted run.
