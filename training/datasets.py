@@ -118,9 +118,17 @@ def _trajectory_index(chosen: int | None, has_human: bool, texts: list[str], ste
 
 
 def build_training_data(
-    *, max_labeling_id: int | None = None, heldout_fraction: float = 0.1
+    *,
+    max_labeling_id: int | None = None,
+    heldout_fraction: float = 0.1,
+    graded_up_to: int | None = None,
 ) -> TrainingData:
-    """Training and held-out `LabeledSolution`s from labelings with id <= max_labeling_id."""
+    """Training and held-out `LabeledSolution`s from labelings with id <= max_labeling_id.
+
+    `graded_up_to` (outcome models): graded solutions with id <= it that nobody labeled are added
+    too, with no step ratings, only their final-answer correctness, as the paper's ORM was
+    trained on generator samples checked against the reference answer.
+    """
     if max_labeling_id is None:
         max_labeling_id = current_max_labeling_id()
     labelings = Labeling.objects.filter(id__lte=max_labeling_id)
@@ -139,9 +147,14 @@ def build_training_data(
     voting = labelings.exclude(solution__problem_id__in=bad_problems).exclude(
         Q(is_screening=True) & ~Q(solution_id__in=list(gold_by_solution))
     )
-    used = voting.values("solution_id")
+    used = Q(id__in=voting.values("solution_id"))
+    if graded_up_to is not None:
+        used |= Q(
+            id__lte=graded_up_to,
+            grade__in=[Solution.Grade.CORRECT, Solution.Grade.WRONG],
+        ) & ~Q(problem_id__in=bad_problems)
     solutions = (
-        Solution.objects.filter(id__in=used)
+        Solution.objects.filter(used)
         .order_by("id")
         .values_list(
             "id", "problem_id", "problem__source_id", "problem__text", "grade", "is_pre_generated"
@@ -150,7 +163,7 @@ def build_training_data(
     )
     steps = _Follower(
         _grouped(
-            Step.objects.filter(solution_id__in=used)
+            Step.objects.filter(solution__in=Solution.objects.filter(used))
             .order_by("solution_id", "position")
             .values_list("solution_id", "text")
             .iterator(chunk_size=STREAM_CHUNK)
@@ -192,6 +205,7 @@ def build_training_data(
             rows=rows,
             gold=gold_by_solution.get(solution_id),
             stats=stats,
+            outcome_only=graded_up_to is not None,
         )
         if not made:
             continue
@@ -214,6 +228,7 @@ def build_training_data(
         ).count(),
         "merge_rule": MERGE_RULE,
         "heldout_fraction": heldout_fraction,
+        **({"max_solution_id": graded_up_to} if graded_up_to is not None else {}),
         "train_examples": len(data.train),
         "heldout_examples": len(data.heldout),
         **{key: stats[key] for key in sorted(stats)},
@@ -230,6 +245,7 @@ def _solution_examples(
     rows: list[tuple],
     gold: list[int] | None,
     stats: Counter,
+    outcome_only: bool = False,
 ) -> list[LabeledSolution]:
     """The merged solution and its branches; empty when nothing on it is rated."""
     step_votes: dict[int, list[int]] = defaultdict(list)
@@ -271,11 +287,22 @@ def _solution_examples(
         soft = soft[: len(ratings)]
     while ratings and ratings[-1] is None:
         ratings.pop()
+    is_correct = {"correct": True, "wrong": False}.get(grade)
     if not ratings and not branch_votes:
+        if outcome_only and is_correct is not None and step_texts:
+            stats["outcome_only_solutions"] += 1
+            return [
+                LabeledSolution(
+                    problem=problem_text,
+                    steps=list(step_texts),
+                    ratings=[],
+                    problem_id=problem_id,
+                    is_correct=is_correct,
+                )
+            ]
         stats["solutions_without_ratings"] += 1
         return []
 
-    is_correct = {"correct": True, "wrong": False}.get(grade)
     main = LabeledSolution(
         problem=problem_text,
         steps=list(step_texts),

@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -100,12 +100,19 @@ def prm_version_create(
         raise ValidationError(errors)
     if max_labeling_id is None:
         max_labeling_id = datasets.current_max_labeling_id()
+    snapshot: dict[str, Any] = {
+        "max_labeling_id": max_labeling_id,
+        "heldout_fraction": heldout_fraction,
+    }
+    if kind == PRMVersion.Kind.ORM:
+        # Outcome models also learn from graded solutions nobody labeled (up to this id).
+        snapshot["max_solution_id"] = Solution.objects.aggregate(m=Max("id"))["m"] or 0
     return PRMVersion.objects.create(
         name=name,
         kind=kind,
         base_model=str(Path(base_model).resolve()),
         hyperparameters=hyperparameters,
-        data_snapshot={"max_labeling_id": max_labeling_id, "heldout_fraction": heldout_fraction},
+        data_snapshot=snapshot,
     )
 
 
@@ -466,9 +473,15 @@ def _staging_dir(run: TrainingRun) -> Path:
     )
 
 
-def _heldout_fraction(version: PRMVersion) -> float:
-    fraction = (version.data_snapshot or {}).get("heldout_fraction")
-    return settings.STEPWISE_HELDOUT_FRACTION if fraction is None else float(fraction)
+def _version_data(version: PRMVersion) -> datasets.TrainingData:
+    """The version's frozen snapshot: same labels, same held-out split, every time."""
+    snapshot = version.data_snapshot or {}
+    fraction = snapshot.get("heldout_fraction")
+    return datasets.build_training_data(
+        max_labeling_id=snapshot.get("max_labeling_id"),
+        heldout_fraction=settings.STEPWISE_HELDOUT_FRACTION if fraction is None else fraction,
+        graded_up_to=snapshot.get("max_solution_id"),
+    )
 
 
 def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
@@ -478,9 +491,7 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     version = run.prm_version
     snapshot_max = (version.data_snapshot or {}).get("max_labeling_id")
     reporter(0.0, f"building data up to labeling {snapshot_max}", force=True)
-    data = datasets.build_training_data(
-        max_labeling_id=snapshot_max, heldout_fraction=_heldout_fraction(version)
-    )
+    data = _version_data(version)
     if not data.train:
         raise TrainingError(f"no training data in the snapshot ({data.snapshot})")
     PRMVersion.objects.filter(id=version.id).update(data_snapshot=data.snapshot)
@@ -608,10 +619,7 @@ def evaluate_prm_version(
     version = _ready_version(prm_version_id)
     report = progress or (lambda fraction, message="": None)
     report(0.0, "building the held-out split")
-    data = datasets.build_training_data(
-        max_labeling_id=(version.data_snapshot or {}).get("max_labeling_id"),
-        heldout_fraction=_heldout_fraction(version),
-    )
+    data = _version_data(version)
     result = _heldout_metrics(version.checkpoint_path, data)
     report(0.5, "held-out metrics done")
     if processbench_path:

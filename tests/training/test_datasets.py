@@ -200,3 +200,23 @@ def test_step_without_completions_is_unrated():
     made.save()
     data = build_training_data(heldout_fraction=0.0)
     assert [s.ratings for s in data.train] == [[1, 0]]
+
+
+def test_outcome_data_adds_graded_solutions_nobody_labeled():
+    labeled = f.solution(f.problem(), STEPS, grade=Solution.Grade.WRONG)
+    f.labeling(labeled, [1, -1])
+    graded = f.solution(f.problem(), STEPS, grade=Solution.Grade.CORRECT)
+    f.solution(f.problem(), STEPS)  # ungraded: no outcome to learn
+    bad = f.problem()
+    f.labeling(f.solution(bad, STEPS), [1], finish_reason="bad_problem")
+    f.solution(bad, STEPS, grade=Solution.Grade.CORRECT)  # its problem was reported
+    later = f.solution(f.problem(), STEPS, grade=Solution.Grade.WRONG)
+
+    data = build_training_data(heldout_fraction=0.0, graded_up_to=later.id - 1)
+
+    assert [(s.ratings, s.is_correct) for s in data.train] == [([1, -1], False), ([], True)]
+    assert data.train[1].problem == graded.problem.text
+    assert data.snapshot["outcome_only_solutions"] == 1
+    assert data.snapshot["max_solution_id"] == later.id - 1
+    # Process data is unchanged without it.
+    assert [s.ratings for s in build_training_data(heldout_fraction=0.0).train] == [[1, -1]]

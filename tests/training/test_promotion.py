@@ -125,6 +125,8 @@ def test_create_freezes_the_data_snapshot(tmp_path):
     v = services.prm_version_create(name="v", base_model=str(tmp_path))
     assert v.state == "training"
     assert v.data_snapshot == {"max_labeling_id": made.id, "heldout_fraction": 0.1}
+    orm = services.prm_version_create(name="o", base_model=str(tmp_path), kind="orm")
+    assert orm.data_snapshot["max_solution_id"] == made.solution_id
 
 
 def test_second_training_of_a_version_is_refused(tmp_path):
