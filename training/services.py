@@ -735,7 +735,12 @@ def score_solutions(
 # --------------------------------------------------------------------------- retraining
 
 
-def retrain_if_needed(*, force: bool = False, kind: str = PRMVersion.Kind.PRM) -> PRMVersion | None:
+def retrain_if_needed(
+    *,
+    force: bool = False,
+    kind: str = PRMVersion.Kind.PRM,
+    min_new_labels: int | None = None,
+) -> PRMVersion | None:
     """Start a new version when enough labels arrived since the active one (or when forced).
 
     The new version copies the active (else newest ready) version's base model and
@@ -761,7 +766,9 @@ def retrain_if_needed(*, force: bool = False, kind: str = PRMVersion.Kind.PRM) -
             logger.info("retrain: a %s version is training already", kind)
             return None
         new_labels = labelings_since(active_prm_version(kind) or template)
-        minimum = settings.STEPWISE_RETRAIN_MIN_NEW_LABELS
+        minimum = (
+            settings.STEPWISE_RETRAIN_MIN_NEW_LABELS if min_new_labels is None else min_new_labels
+        )
         if not force and (minimum <= 0 or new_labels < minimum):
             return None
         version = prm_version_create(

@@ -60,5 +60,6 @@ def retrain_if_enough_labels_task() -> int | None:
 
 @shared_task(name="stepwise.training.retrain_scheduled")
 def retrain_scheduled_task() -> int | None:
-    version = services.retrain_if_needed(force=True)
+    # On schedule, any new label is reason enough; identical data would give the same model.
+    version = services.retrain_if_needed(min_new_labels=1)
     return version.id if version else None

@@ -200,6 +200,21 @@ def test_retrain_waits_for_enough_new_labels(tmp_path, settings):
     assert services.retrain_if_needed(force=True) is None
 
 
+def test_scheduled_retrain_needs_at_least_one_new_label(tmp_path, settings):
+    from training.tasks import retrain_scheduled_task
+
+    settings.STEPWISE_RETRAIN_MIN_NEW_LABELS = 1000
+    first = f.labeling(f.solution(f.problem(), ["a", "b"]), [1, 1])
+    active = _version("active", state="active", step_auroc=0.8)
+    active.base_model = str(tmp_path)
+    active.data_snapshot = {"max_labeling_id": first.id}
+    active.save()
+    assert retrain_scheduled_task() is None  # nothing new since the active version
+    f.labeling(f.solution(f.problem(), ["a"]), [1])
+    made = PRMVersion.objects.get(id=retrain_scheduled_task())  # run in-process: a plain call
+    assert made.state == "training" and made.runs.get().params == {"activate": True}
+
+
 def test_beat_entries_follow_settings(settings):
     from django_celery_beat.models import PeriodicTask
 
