@@ -61,6 +61,13 @@ class PromotionRefused(TrainingError):
     pass
 
 
+class AttemptSuperseded(Exception):
+    """The run was taken over (or failed by the sweep) while this attempt still ran.
+
+    The attempt stops without writing anything: another attempt owns the run now.
+    """
+
+
 # --------------------------------------------------------------------------- versions
 
 
@@ -354,11 +361,28 @@ def training_run_claim(*, run_id: int) -> TrainingRun | None:
     return run
 
 
+def _lock_owned(run_id: int, attempt: int) -> TrainingRun:
+    """Lock the run and check this process's attempt still owns it. Call inside a transaction.
+
+    This is the fence that keeps a presumed-dead attempt (say, one that was silent too long) from
+    overwriting the work of the attempt that replaced it.
+    """
+    run = TrainingRun.objects.select_for_update().get(id=run_id)
+    if (
+        run.state != TrainingRun.State.RUNNING
+        or run.attempts != attempt
+        or run.worker != worker_identity()
+    ):
+        raise AttemptSuperseded(f"run {run_id} attempt {attempt} is no longer ours ({run.state})")
+    return run
+
+
 class RunReporter:
     """Progress, log lines and heartbeat of a run, written at most every HEARTBEAT_EVERY_S."""
 
     def __init__(self, run: TrainingRun, echo: Progress | None = None):
         self.run_id = run.id
+        self.attempt = run.attempts
         self.echo = echo
         self._last_write = 0.0
         self._pending: list[str] = []
@@ -380,7 +404,7 @@ class RunReporter:
 
     def flush(self) -> None:
         with transaction.atomic():
-            run = TrainingRun.objects.select_for_update().get(id=self.run_id)
+            run = _lock_owned(self.run_id, self.attempt)
             for message in self._pending:
                 _append_log(run, message)
             run.progress, run.heartbeat_at = self._progress, timezone.now()
@@ -411,33 +435,45 @@ def training_run_execute(*, run_id: int, echo: Progress | None = None) -> Traini
                 progress=reporter,
             )
             result = {"scored": count}
+    except AttemptSuperseded as exc:
+        logger.warning("%s: stopping without writing", exc)
+        return None
     except Exception as exc:
-        reporter.flush()
         if run.kind == TrainingRun.Kind.TRAIN:
             shutil.rmtree(_staging_dir(run), ignore_errors=True)
-        with transaction.atomic():
-            run = TrainingRun.objects.select_for_update().get(id=run_id)
-            _fail(
-                run,
-                "".join(traceback.format_exception(exc))
-                if not isinstance(exc, TrainingError)
-                else str(exc),
-            )
+        error = (
+            str(exc) if isinstance(exc, TrainingError) else "".join(traceback.format_exception(exc))
+        )
+        try:
+            reporter.flush()
+            with transaction.atomic():
+                _fail(_lock_owned(run_id, reporter.attempt), error)
+        except AttemptSuperseded:
+            logger.warning("run %s: attempt %s failed after losing the run", run_id, run.attempts)
+            return None
         raise
-    reporter(1.0, "done", force=True)
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(id=run_id)
-        run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 1.0
-        run.params = {**run.params, "result": json_safe(result)}
-        if run.kind == TrainingRun.Kind.TRAIN and run.params.get("activate"):
-            # Same transaction: whoever sees the run succeeded also sees the promotion outcome.
-            try:
-                with transaction.atomic():
-                    prm_version_promote(prm_version_id=run.prm_version_id)
-                _append_log(run, "promoted to active")
-            except PromotionRefused as exc:
-                _append_log(run, str(exc))
-        run.save(update_fields=["state", "finished_at", "progress", "params", "log"])
+    try:
+        reporter(1.0, "done", force=True)
+        with transaction.atomic():
+            run = _lock_owned(run_id, reporter.attempt)
+            run.state, run.finished_at, run.progress = (
+                TrainingRun.State.SUCCEEDED,
+                timezone.now(),
+                1.0,
+            )
+            run.params = {**run.params, "result": json_safe(result)}
+            if run.kind == TrainingRun.Kind.TRAIN and run.params.get("activate"):
+                # Same transaction: whoever sees the run succeeded also sees the promotion.
+                try:
+                    with transaction.atomic():
+                        prm_version_promote(prm_version_id=run.prm_version_id)
+                    _append_log(run, "promoted to active")
+                except PromotionRefused as exc:
+                    _append_log(run, str(exc))
+            run.save(update_fields=["state", "finished_at", "progress", "params", "log"])
+    except AttemptSuperseded as exc:
+        logger.warning("%s: result dropped", exc)
+        return None
     return run
 
 
@@ -489,6 +525,9 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     from training.prm.train import train_reward_model
 
     version = run.prm_version
+    if version.state != PRMVersion.State.TRAINING and version.checkpoint_path:
+        # An earlier attempt recorded the checkpoint and died before closing the run.
+        return {"checkpoint_path": version.checkpoint_path, "note": "trained by an earlier attempt"}
     snapshot_max = (version.data_snapshot or {}).get("max_labeling_id")
     reporter(0.0, f"building data up to labeling {snapshot_max}", force=True)
     data = _version_data(version)
@@ -497,11 +536,10 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     PRMVersion.objects.filter(id=version.id).update(data_snapshot=data.snapshot)
     reporter(0.05, f"{len(data.train)} training and {len(data.heldout)} held-out examples")
 
-    # Leftovers of lost attempts: nothing in them is trusted.
-    staging_root = _staging_dir(run).parent
-    for old in staging_root.glob(f"run{run.id}-a*"):
-        shutil.rmtree(old, ignore_errors=True)
+    # Leftovers of earlier, lost attempts: nothing in them is trusted.
     staging = _staging_dir(run)
+    for attempt in range(1, run.attempts):
+        shutil.rmtree(staging.with_name(f"run{run.id}-a{attempt}"), ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     hyper = {k: v for k, v in (version.hyperparameters or {}).items() if k in TRAIN_KEYS}
     config = TrainConfig(
@@ -513,16 +551,11 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
         validation=data.heldout or None,
         progress=reporter.scaled(0.05, 0.85),
     )
-    # The library renamed a complete checkpoint into place; one more rename moves it to the
-    # version's own directory, which no half-written file ever occupies.
-    final = checkpoint_dir_for(version)
-    if final.exists():
-        shutil.rmtree(final)  # an earlier attempt got this far but never recorded it
-    os.replace(result.checkpoint_dir, final)
-    shutil.rmtree(staging, ignore_errors=True)
     reporter(0.85, "evaluating on the held-out split", force=True)
     metrics = {f"train_{k}": v for k, v in (result.metrics or {}).items() if _jsonable(v)}
-    metrics.update(_heldout_metrics(str(final), data, progress=reporter.scaled(0.85, 0.93)))
+    metrics.update(
+        _heldout_metrics(result.checkpoint_dir, data, progress=reporter.scaled(0.85, 0.93))
+    )
     active = active_prm_version(version.kind)
     if active is not None and active.checkpoint_path and Path(active.checkpoint_path).is_dir():
         reporter(0.93, f"scoring the held-out split with active {active.name}", force=True)
@@ -531,12 +564,21 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
             metrics["baseline"] = {"prm_version_id": active.id, **baseline}
         except Exception as exc:  # noqa: BLE001 - a broken old model must not fail a new one
             reporter(0.95, f"baseline not measured, {active.name} did not load: {exc}")
+    # The library renamed a complete checkpoint into the staging directory; one more rename moves
+    # it to the version's own directory. Both happen while this attempt holds the run row and
+    # still owns it, so a superseded attempt can never replace the files of the one that won.
+    final = checkpoint_dir_for(version)
     with transaction.atomic():
+        _lock_owned(run.id, run.attempts)
         version = PRMVersion.objects.select_for_update().get(id=version.id)
+        if final.exists():
+            shutil.rmtree(final)  # an earlier attempt got this far but never recorded it
+        os.replace(result.checkpoint_dir, final)
         version.checkpoint_path = str(final)
         version.metrics = json_safe(metrics)
         version.state = PRMVersion.State.READY
         version.save(update_fields=["checkpoint_path", "metrics", "state"])
+    shutil.rmtree(staging, ignore_errors=True)
     return {"checkpoint_path": str(final), "metrics": json_safe(metrics)}
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from tests.training import factories as f
@@ -234,3 +235,23 @@ def test_beat_entries_follow_settings(settings):
     scheduled = PeriodicTask.objects.get(name=schedule.SCHEDULED)
     assert scheduled.enabled is True and scheduled.interval.every == 6
     assert PeriodicTask.objects.filter(name__startswith="training:").count() == 3
+
+
+@pytest.mark.parametrize("outcome", ["raises", "returns"])
+def test_superseded_attempt_writes_nothing(outcome, monkeypatch):
+    version = _version("v")
+    run = services.scoring_run_start(prm_version_id=version.id, enqueue=False)
+
+    def taken_over_meanwhile(**_kwargs):
+        # Another worker took the run over (e.g. this one was silent past the stale limit).
+        TrainingRun.objects.filter(id=run.id).update(attempts=F("attempts") + 1, worker="b:1")
+        if outcome == "raises":
+            raise RuntimeError("lost my files to the new attempt")
+        return 7
+
+    monkeypatch.setattr(services, "score_solutions", taken_over_meanwhile)
+    assert services.training_run_execute(run_id=run.id) is None
+    run.refresh_from_db()
+    # Neither failed nor succeeded by the old attempt: the new one owns the outcome.
+    assert (run.state, run.attempts, run.worker) == ("running", 2, "b:1")
+    assert "result" not in run.params and run.error == ""
