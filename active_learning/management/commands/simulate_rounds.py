@@ -33,11 +33,11 @@ QUICK = {
 }
 DEFAULTS = {
     "rounds": 5,
-    "per_round": 40,
-    "pool_problems": 150,
+    "per_round": 30,
+    "pool_problems": 100,
     "samples_per_problem": 8,
-    "heldout_problems": 60,
-    "oracle_problems": 300,
+    "heldout_problems": 40,
+    "oracle_problems": 100,
     "epochs": 4.0,
     # Small enough to train a few hundred solutions in about a minute on 2 contended CPU cores.
     "backbone_hidden": 64,
@@ -77,7 +77,9 @@ class Command(BaseCommand):
             type=int,
             help=f"synthetic held-out problems (default {DEFAULTS['heldout_problems']})",
         )
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--seed", type=int, default=0, help="seeds worlds, selection and training"
+        )
         parser.add_argument(
             "--oracle",
             choices=["synthetic", "imported", "prm"],
@@ -102,9 +104,20 @@ class Command(BaseCommand):
             default=0.2,
             help="--oracle imported: share of problems held out for evaluation",
         )
-        parser.add_argument("--epochs", type=float, help="epochs per round's training")
-        parser.add_argument("--learning-rate", type=float, default=3e-3)
-        parser.add_argument("--wrong-share", type=float, default=0.8)
+        parser.add_argument(
+            "--epochs",
+            type=float,
+            help=f"epochs of each round's training (default {DEFAULTS['epochs']:g})",
+        )
+        parser.add_argument(
+            "--learning-rate", type=float, default=3e-3, help="peak learning rate (default 3e-3)"
+        )
+        parser.add_argument(
+            "--wrong-share",
+            type=float,
+            default=0.8,
+            help="share of an active batch taken by convincing wrong answers (default 0.8)",
+        )
         parser.add_argument(
             "--per-problem-cap",
             type=int,
@@ -134,7 +147,7 @@ class Command(BaseCommand):
             "--oracle imported on real text)",
         )
         parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-        parser.add_argument("--device", default="cpu")
+        parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
         parser.add_argument("--out", default="simulation-out", help="output folder")
         parser.add_argument("--quick", action="store_true", help="a tiny run for tests and demos")
 
@@ -281,14 +294,14 @@ class Command(BaseCommand):
             return sim.PRMOracle(
                 RewardModelScorer.from_checkpoint(checkpoint, device=options["device"])
             )
-        # The stand-in for PRM_large: same tiny backbone, more data and twice the epochs.
+        # The stand-in for PRM_large: same tiny backbone and recipe, several times the data of
+        # a whole arm (100 problems x 8 samples against 150 labeled solutions by default).
         world = make_world(
             knobs["oracle_problems"], knobs["samples_per_problem"], seed=seed + ORACLE_SEED
         )
         labeled = [_with_ratings(s, sim.phase2_ratings(s.ratings)) for s in world]
         self.stdout.write(f"training the labeling PRM on {len(labeled)} synthetic solutions")
-        bigger = sim.TrainingKnobs(**{**training.__dict__, "epochs": training.epochs * 2})
-        return sim.PRMOracle(sim.default_trainer(bigger)(labeled, seed, workdir / "oracle"))
+        return sim.PRMOracle(sim.default_trainer(training)(labeled, seed, workdir / "oracle"))
 
 
 def _with_ratings(solution: Any, ratings: list[int]) -> Any:
