@@ -164,3 +164,15 @@ def test_reads_through_a_server_side_cursor_in_batches():
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_cursors")
         assert cur.fetchone()[0] == 0
+
+
+def test_an_abandoned_export_releases_its_cursor():
+    for i in range(3):
+        f.labeling(by=f.labeler(f"m{i}"), of=f.solution([f"t{i}"]), steps=[], timestamp=T0)
+    lines = iter_prm800k_lines(batch_size=1)
+    next(lines)
+    lines.close()  # e.g. the client hung up mid-download
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_cursors")
+        assert cur.fetchone()[0] == 0
+    assert len(list(iter_prm800k_lines())) == 3

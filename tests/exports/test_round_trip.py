@@ -76,3 +76,20 @@ def test_key_order_check_can_fail():
         _same_with_key_order({"a": 1, "b": 2}, {"b": 2, "a": 1})
     with pytest.raises(AssertionError, match="float vs int"):
         _same_with_key_order({"a": 1.0}, {"a": 1})
+
+
+def test_stepwise_records_of_the_shared_lines_are_well_formed(shared_data):
+    from labeling.exports import iter_stepwise_lines
+
+    for path in _sample_files(shared_data):
+        import_prm800k(path)
+    records = [json.loads(x) for x in iter_stepwise_lines(include_unfinished=True)]
+    paths = [json.loads(x) for x in iter_stepwise_lines(include_alternatives=False)]
+    assert len(records) > len(paths) >= 5
+    problems = {json.loads(x)["question"]["problem"] for x in iter_prm800k_lines()}
+    for record in records:
+        assert list(record) == ["prompt", "completions", "labels"]
+        assert record["prompt"] in problems
+        assert len(record["completions"]) == len(record["labels"]) >= 1
+        # Up to and including the first negative step: only the last label may be False.
+        assert all(record["labels"][:-1])
