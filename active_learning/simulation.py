@@ -14,8 +14,9 @@ The loop of the paper's small-scale study, in memory and without Django:
 The data-efficiency ratio compares the two quality-vs-labels curves (see ``efficiency_ratio``).
 
 Training, scoring and selection are injected (``Trainer``, ``Selector``) so the loop itself can be
-tested with hand-made parts; ``default_trainer`` and ``default_selectors`` wire in
-``training.prm`` and ``active_learning.strategies``.
+tested with hand-made parts; ``default_trainer`` wires in ``training.prm``, and
+``uniform_selector`` / ``convincing_wrong_answer_selector`` the pure functions of
+``active_learning.strategies`` (the ones rounds use; pool ids stand in for solution ids).
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def evaluate(
 @dataclass
 class SimulationSettings:
     rounds: int = 5
-    per_round: int = 40
+    per_round: int = 30
     seed: int = 0
     metric: str = "step_auroc"  # which quality the efficiency ratio compares
 
