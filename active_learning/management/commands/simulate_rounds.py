@@ -148,7 +148,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
         parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-        parser.add_argument("--out", default="simulation-out", help="output folder")
+        parser.add_argument(
+            "--out", default="var/simulation", help="output folder (default var/simulation)"
+        )
         parser.add_argument("--quick", action="store_true", help="a tiny run for tests and demos")
 
     def handle(self, *args: Any, **options: Any) -> None:
