@@ -477,6 +477,16 @@ def training_run_execute(*, run_id: int, echo: Progress | None = None) -> Traini
     return run
 
 
+def train_prm_version(*, run_id: int) -> TrainingRun | None:
+    """Train a version through its `train` run: build data, train, evaluate, store, ready.
+
+    None when there was nothing to do (finished already, or running elsewhere).
+    """
+    if TrainingRun.objects.filter(id=run_id).values_list("kind", flat=True).get() != "train":
+        raise TrainingError(f"run {run_id} is not a training run")
+    return training_run_execute(run_id=run_id)
+
+
 def training_runs_fail_stale(*, stale_after: timedelta | None = None) -> int:
     """Sweep: running runs whose worker is gone (or silent too long) become failed."""
     stale = stale_after or timedelta(seconds=settings.STEPWISE_TRAINING_STALE_SECONDS)

@@ -31,7 +31,7 @@ def _limit_torch_threads(**_kwargs) -> None:
 
 @shared_task(name="training.train_prm_version", acks_late=True)
 def train_prm_version_task(*, run_id: int) -> str:
-    run = services.training_run_execute(run_id=run_id)
+    run = services.train_prm_version(run_id=run_id)
     return run.state if run else "skipped"
 
 

@@ -255,3 +255,11 @@ def test_superseded_attempt_writes_nothing(outcome, monkeypatch):
     # Neither failed nor succeeded by the old attempt: the new one owns the outcome.
     assert (run.state, run.attempts, run.worker) == ("running", 2, "b:1")
     assert "result" not in run.params and run.error == ""
+
+
+def test_train_prm_version_refuses_other_kinds_of_run():
+    version = _version("v")
+    run = services.scoring_run_start(prm_version_id=version.id, enqueue=False)
+    with pytest.raises(services.TrainingError, match="is not a training run"):
+        services.train_prm_version(run_id=run.id)
+    assert TrainingRun.objects.get(id=run.id).state == "queued"
