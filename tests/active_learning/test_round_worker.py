@@ -143,10 +143,11 @@ def test_round_end_to_end_then_retrain_on_its_labels(celery_worker_process, tiny
     assert response.status_code == 201, response.content
     second = wait_for(response.json()["number"], {"active", "failed", "finished"})
     assert second.state == "active", second.progress
-    assert "training" in [p.get("stage") for p in second.seen_progress]
+    # Polling may miss the short training stage; the trained version and its run are the proof.
     new = second.prm_version
     assert new is not None and new.id != v0.id and new.name == f"round-{second.number}-prm"
     assert new.state in (PRMVersion.State.READY, PRMVersion.State.ACTIVE)
+    assert new.runs.filter(kind="train", state="succeeded").exists()
     assert new.data_snapshot["max_labeling_id"] >= max(round_labels.values_list("id", flat=True))
     assert second.progress["selected"] == 4
     picked = set(second.tasks.values_list("solution_id", flat=True))
