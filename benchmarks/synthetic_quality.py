@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=64, help="solutions per test problem")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--trials", type=int, default=400)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()

@@ -7,7 +7,8 @@ import torch
 
 from training.prm.synthetic import build_tiny_backbone
 
-torch.set_num_threads(2)
+# One thread: on a shared 2-core machine two threads spin against each other (20x slower).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -68,30 +68,35 @@ class Problem:
     difficulty: float
 
 
-def _make_problem(rng: random.Random, index: int, *, min_ops: int = 3, max_ops: int = 6) -> Problem:
+def _make_problem(
+    rng: random.Random, index: int, *, min_ops: int = 3, max_ops: int = 6, max_value: int = 60
+) -> Problem:
+    """Quantities stay within 1..max_value: each number token is then seen often enough for a
+    tiny model to learn what it means."""
     name = rng.choice(sorted(NAMES))
     pronoun = NAMES[name]
     item = rng.choice(ITEMS)
-    x = rng.randint(2, 30)
+    x = rng.randint(2, max(2, max_value // 3))
     start = x
     ops: list[_Op] = []
     for _ in range(rng.randint(min_ops, max_ops)):
-        choices = ["add", "add", "sub"]
-        if x <= 40:
+        choices = []
+        if x + 1 <= max_value:
+            choices += ["add", "add"]
+        if x >= 2:
+            choices += ["sub", "sub"]
+        if 2 * x <= max_value:
             choices.append("mul")
-        divisors = [k for k in (2, 3, 4) if x % k == 0 and x >= 2 * k]
+        divisors = [k for k in (2, 3) if x % k == 0 and x >= 2 * k]
         if divisors:
             choices.append("div")
         kind = rng.choice(choices)
         if kind == "add":
-            op = _Op("add", rng.randint(1, 20))
+            op = _Op("add", rng.randint(1, min(12, max_value - x)))
         elif kind == "sub":
-            if x < 2:
-                op = _Op("add", rng.randint(1, 20))
-            else:
-                op = _Op("sub", rng.randint(1, x - 1))
+            op = _Op("sub", rng.randint(1, min(12, x - 1)))
         elif kind == "mul":
-            op = _Op("mul", rng.randint(2, 3))
+            op = _Op("mul", rng.choice([k for k in (2, 3) if k * x <= max_value]))
         else:
             op = _Op("div", rng.choice(divisors))
         ops.append(op)
@@ -192,10 +197,13 @@ def _sample_solution(problem: Problem, rng: random.Random, *, error_rate: float)
 
 
 def make_problems(
-    num_problems: int, *, seed: int = 0, min_ops: int = 3, max_ops: int = 6
+    num_problems: int, *, seed: int = 0, min_ops: int = 3, max_ops: int = 6, max_value: int = 60
 ) -> list[Problem]:
     rng = random.Random(seed)
-    return [_make_problem(rng, i, min_ops=min_ops, max_ops=max_ops) for i in range(num_problems)]
+    return [
+        _make_problem(rng, i, min_ops=min_ops, max_ops=max_ops, max_value=max_value)
+        for i in range(num_problems)
+    ]
 
 
 def make_world(
@@ -206,6 +214,7 @@ def make_world(
     error_rate: float = 0.5,
     min_ops: int = 3,
     max_ops: int = 6,
+    max_value: int = 60,
 ) -> list[LabeledSolution]:
     """`solutions_per_problem` sampled solutions for each of `num_problems` problems.
 
@@ -218,7 +227,10 @@ def make_world(
         raise ValueError("num_problems and solutions_per_problem must be positive")
     rng = random.Random(seed + 1)
     world = []
-    for problem in make_problems(num_problems, seed=seed, min_ops=min_ops, max_ops=max_ops):
+    problems = make_problems(
+        num_problems, seed=seed, min_ops=min_ops, max_ops=max_ops, max_value=max_value
+    )
+    for problem in problems:
         for _ in range(solutions_per_problem):
             world.append(_sample_solution(problem, rng, error_rate=error_rate))
     return world
@@ -279,6 +291,9 @@ def build_tiny_backbone(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        # Llama's default 0.02 suits wide models; at width 64 it leaves attention almost uniform
+        # and its gradients tiny, and relations between tokens are learned far too slowly.
+        initializer_range=hidden_size**-0.5,
     )
     model = LlamaForCausalLM(config)
     Path(path).mkdir(parents=True, exist_ok=True)
