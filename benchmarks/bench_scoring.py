@@ -1,6 +1,6 @@
 """Scoring throughput: one pass over each whole solution vs one pass per step prefix.
 
-    python benchmarks/bench_scoring.py [--solutions 48] [--repeats 3] [--threads 2]
+    python benchmarks/bench_scoring.py [--solutions 48] [--repeats 3] [--threads 1]
 
 Both sides use the same model, the same input format and the same length-grouped batching
 (RewardModelScorer.step_probabilities); the baseline scores (problem, steps[:k+1]) for every k

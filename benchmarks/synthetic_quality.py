@@ -1,6 +1,6 @@
 """The synthetic world's quality table: best-of-N with a PRM, an ORM and majority vote.
 
-    python benchmarks/synthetic_quality.py [--train-problems 200] [--test-problems 40] [--threads 2]
+    python benchmarks/synthetic_quality.py [--train-problems 1600] [--test-problems 40] [--threads 1]
 
 A tiny Llama is trained twice on the same solutions of the training problems: once with step
 labels (PRM), once with final-answer correctness only (ORM, label at every step, read at the
@@ -30,19 +30,20 @@ from training.prm.train import train_reward_model  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train-problems", type=int, default=200)
+    parser.add_argument("--train-problems", type=int, default=1600)
     parser.add_argument("--test-problems", type=int, default=40)
     parser.add_argument("--samples", type=int, default=64, help="solutions per test problem")
-    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--epochs", type=float, default=4.0)
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    train = make_world(args.train_problems, 8, seed=21)
+    # Two solutions per training problem: many problems generalise better than many samples.
+    train = make_world(args.train_problems, 2, seed=21, min_ops=2, max_ops=4)
     # Different seed, different problems: nothing in the test set was trained on.
-    test = make_world(args.test_problems, args.samples, seed=9021)
+    test = make_world(args.test_problems, args.samples, seed=9021, min_ops=2, max_ops=4)
     started = time.perf_counter()
     scores = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,8 +57,8 @@ def main() -> int:
                 objective=objective,
                 epochs=args.epochs,
                 learning_rate=2e-3,
-                batch_tokens=4096,
-                max_length=512,
+                batch_tokens=1024,
+                max_length=256,
             )
             result = train_reward_model(train, config)
             scorer = RewardModelScorer.from_checkpoint(result.checkpoint_dir, device="cpu")

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     hidden = args.hidden or (64 if tiny else 768)
     layers = args.layers or (2 if tiny else 12)
     heads = max(1, hidden // 64)
-    problems = args.problems or (40 if tiny else 600)
+    problems = args.problems or (40 if tiny else 2000)
     epochs = args.epochs or (1.0 if tiny else 3.0)
     batch_tokens = args.batch_tokens or (4096 if tiny else 65536)
     world = make_world(problems, 8, seed=11, min_ops=2, max_ops=12)
