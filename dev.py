@@ -119,8 +119,13 @@ def cmd_up() -> int:
     os.environ.setdefault("DJANGO_DEBUG", "0")
     host = os.environ.get("STEPWISE_HOST", "127.0.0.1")
     port = os.environ.get("STEPWISE_PORT", "8000")
-    manage("migrate", "--no-input")
-    manage("load_demo")
+    try:
+        manage("migrate", "--no-input")
+        manage("load_demo")
+    except subprocess.CalledProcessError as exc:
+        services.stop()
+        log(f"set-up step failed ({' '.join(exc.cmd[2:])}); see the message above")
+        return 1
     bin_dir = Path(sys.executable).parent
     children = {
         "web": [
