@@ -265,9 +265,9 @@ def build_tiny_backbone(
     path: str,
     *,
     seed: int = 0,
-    hidden_size: int = 128,
-    num_layers: int = 4,
-    num_heads: int = 4,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 2,
     max_positions: int = 1024,
 ) -> str:
     """Tokenizer trained on synthetic text + a small Llama from a config, saved (HF format)."""
