@@ -151,7 +151,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Process supervision: labeling, PRM training and active-learning rounds.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "ENUM_NAME_OVERRIDES": {"GoldItemKindEnum": "labeling.apis.GOLD_ITEM_KINDS"},
+    "ENUM_NAME_OVERRIDES": {
+        "GoldItemKindEnum": "labeling.apis.GOLD_ITEM_KINDS",
+        "RewardModelKindEnum": "training.models.PRMVersion.Kind",
+        "TrainingRunKindEnum": "training.models.TrainingRun.Kind",
+    },
 }
 
 # Celery: the default queue for web-side work, a dedicated `gpu` queue (concurrency 1) for
