@@ -369,3 +369,33 @@ def copy_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence
             for row in rows:
                 copy.write_row(row)
     return len(rows)
+
+
+# Column order of the solution rows both pool and PRM800K imports build.
+SOLUTION_COPY_FIELDS = (
+    "id",
+    "problem",
+    "final_answer",
+    "grade",
+    "generator",
+    "source",
+    "is_pre_generated",
+    "selection_score",
+    "fingerprint",
+    "num_steps",
+    "created_at",
+)
+
+
+def copy_solutions(
+    solution_rows: Sequence[Sequence[Any]],
+    step_rows: Sequence[Sequence[Any]],
+    result: ImportResult,
+) -> None:
+    """COPY new solutions (``SOLUTION_COPY_FIELDS``) and their steps (id, solution, position, text)."""
+    from labeling.models import Solution, Step
+
+    copy_rows(Solution, SOLUTION_COPY_FIELDS, solution_rows)
+    copy_rows(Step, ["id", "solution", "position", "text"], step_rows)
+    result.count("created", "solutions", len(solution_rows))
+    result.count("created", "steps", len(step_rows))

@@ -47,6 +47,7 @@ from labeling.imports.common import (
     allocate_ids,
     batched,
     copy_rows,
+    copy_solutions,
     iter_json_lines,
     lock_imports,
     open_source,
@@ -518,26 +519,7 @@ class _Writer:
                 positions.append(step_id)
                 step_rows.append((step_id, solution_id, position, text))
             new_step_ids[solution_id] = positions
-        copy_rows(
-            Solution,
-            [
-                "id",
-                "problem",
-                "final_answer",
-                "grade",
-                "generator",
-                "source",
-                "is_pre_generated",
-                "selection_score",
-                "fingerprint",
-                "num_steps",
-                "created_at",
-            ],
-            solution_rows,
-        )
-        copy_rows(Step, ["id", "solution", "position", "text"], step_rows)
-        self.result.count("created", "solutions", len(solution_rows))
-        self.result.count("created", "steps", len(step_rows))
+        copy_solutions(solution_rows, step_rows, self.result)
         return solution_ids, new_step_ids
 
     def _write_alternatives(

@@ -33,7 +33,7 @@ from labeling.imports.common import (
     Source,
     allocate_ids,
     batched,
-    copy_rows,
+    copy_solutions,
     iter_json_records,
     lock_imports,
     open_source,
@@ -196,26 +196,7 @@ def _write(
         )
         for position, text in enumerate(record.steps):
             step_rows.append((next(step_ids), solution_id, position, text))
-    copy_rows(
-        Solution,
-        [
-            "id",
-            "problem",
-            "final_answer",
-            "grade",
-            "generator",
-            "source",
-            "is_pre_generated",
-            "selection_score",
-            "fingerprint",
-            "num_steps",
-            "created_at",
-        ],
-        solution_rows,
-    )
-    copy_rows(Step, ["id", "solution", "position", "text"], step_rows)
-    result.count("created", "solutions", len(solution_rows))
-    result.count("created", "steps", len(step_rows))
+    copy_solutions(solution_rows, step_rows, result)
 
 
 def _problem_key(record: _Record) -> tuple[str, str]:
