@@ -40,7 +40,13 @@ function row(doc: Document, round: Round, act: (round: Round, action: string) =>
   const progressCell = cell("");
   const bar = el(doc, "progress");
   bar.max = 1;
-  bar.value = round.state === "launching" ? (round.progress?.fraction ?? 0) : 1;
+  // While launching: the launch pipeline's progress; afterwards: the share of tasks labeled.
+  bar.value =
+    round.state === "launching"
+      ? (round.progress?.fraction ?? 0)
+      : c && c.tasks > 0
+        ? c.done / c.tasks
+        : 1;
   const note = el(doc, "span", progressText(round), "progress-text");
   progressCell.append(bar, " ", note);
 
