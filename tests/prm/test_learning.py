@@ -50,9 +50,10 @@ def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
     scores = scorer.score([(s.problem, s.steps) for s in held])
     step = step_metrics(scores, held)
     print(f"held-out step AUROC {step['step_auroc']:.3f} ({step['n_steps']} steps)")
-    # About 0.81 here (op, copy and carry mistakes found, slips mostly not); broken labels or
-    # an untrained model give about 0.5, bag-of-words cues alone about 0.7.
-    assert step["step_auroc"] > 0.75
+    # About 0.81 here: wrong operations are found (AUROC ~1.0), copied-wrong numbers, carried
+    # values, final answers and slips only partly (~0.7-0.78 each). Broken labels or an untrained
+    # model give about 0.5, bag-of-words cues alone about 0.7.
+    assert step["step_auroc"] > 0.78
     assert m["val_step_auroc"] == pytest.approx(step["step_auroc"], abs=1e-6)
     # The product score ranks right answers over wrong ones.
     assert outcome_metrics(scores, held)["solution_auroc"] > 0.62

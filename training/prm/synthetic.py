@@ -269,8 +269,15 @@ def build_tiny_backbone(
     num_layers: int = 2,
     num_heads: int = 2,
     max_positions: int = 1024,
+    number_features: bool = True,
 ) -> str:
-    """Tokenizer trained on synthetic text + a small Llama from a config, saved (HF format)."""
+    """Tokenizer trained on synthetic text + a small Llama from a config, saved (HF format).
+
+    `number_features`: number tokens start with their value written into the embedding (see
+    `_embed_number_values`): last digit and rough size are readable from the start instead of
+    first having to be discovered from co-occurrence (measured: held-out step AUROC +0.005 to
+    +0.035 on the synthetic world; it does not by itself make slips learnable).
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -296,7 +303,40 @@ def build_tiny_backbone(
         initializer_range=hidden_size**-0.5,
     )
     model = LlamaForCausalLM(config)
+    if number_features:
+        _embed_number_values(model.get_input_embeddings().weight, tokenizer)
     Path(path).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+# Periods of the value features: 10 and 5 give the last digit (where slips show), the long ones
+# place the number on an arc covering every value a solution reaches (nearly linear there).
+NUMBER_PERIODS = (10.0, 5.0, 2.0 * NUMBER_VOCABULARY, 8.0 * NUMBER_VOCABULARY / 3)
+
+
+def _embed_number_values(weight, tokenizer) -> None:
+    """Write (cos, sin)(2 pi n / T) for each period T into the first dimensions of every number
+    token's embedding (the rest stays random), at the norm a random row has there.
+
+    Every pair has constant norm, so RMSNorm keeps the geometry: x + k = y becomes a rotation, and
+    an off-by-one or swapped last digit moves the period-10 pair by a whole tenth of a turn.
+    """
+    import math
+
+    import torch
+
+    dims = 2 * len(NUMBER_PERIODS)
+    if weight.shape[1] < 2 * dims:
+        return  # too narrow to spare the dimensions: stay purely random
+    with torch.no_grad():
+        scale = float(weight[:, :dims].norm(dim=1).mean()) / math.sqrt(len(NUMBER_PERIODS))
+        for token, index in tokenizer.get_vocab().items():
+            if not token.lstrip("-").isdigit():
+                continue
+            n = int(token)
+            for j, period in enumerate(NUMBER_PERIODS):
+                angle = 2 * math.pi * n / period
+                weight[index, 2 * j] = scale * math.cos(angle)
+                weight[index, 2 * j + 1] = scale * math.sin(angle)
