@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -42,5 +43,20 @@ def test_concurrent_launches_make_exactly_one_round():
         assert sorted(outcomes) == ["conflict", "launched"]
         assert list(Generation.objects.values_list("number", "state")) == [(0, "launching")]
     finally:
-        # No worker runs here: drop the pipeline message the launch sent.
+        # The launch enqueued its pipeline. A session-wide worker started by an earlier test may
+        # be running: cancel the round (each pipeline step then stops), drop what is queued, and
+        # wait until no task is active, so teardown's flush never races a pipeline step.
+        for generation in Generation.objects.filter(state="launching"):
+            services.round_cancel(generation_id=generation.id)
         app.control.purge()
+        _wait_for_idle_workers()
+
+
+def _wait_for_idle_workers(timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = app.control.inspect(timeout=1.0).active() or {}
+        if not any(active.values()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"workers still busy after {timeout} s: {active}")
