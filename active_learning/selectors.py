@@ -133,7 +133,7 @@ def label_distribution() -> dict[str, dict[str, int]]:
 
 
 def labeler_quality() -> list[dict[str, Any]]:
-    """Per labeler: QC agreement with gold (H3's selector) and throughput."""
+    """Per labeler: QC agreement with gold (from labeling.selectors) and throughput."""
     from labeling.selectors import qc_agreement_by_labeler
 
     qc = {row["labeler_id"]: row for row in qc_agreement_by_labeler()}
