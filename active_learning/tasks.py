@@ -38,32 +38,28 @@ def _fail(generation_id: int, exc: BaseException) -> None:
     services.round_fail(generation_id=generation_id, error=message)
 
 
-@shared_task(name="active_learning.score_round", bind=True, acks_late=True, max_retries=3)
-def score_round(self, *, generation_id: int) -> bool:
+def _run_pipeline_step(task, service, generation_id: int):
+    """Run one launch step: transient errors retry with back-off, anything else fails the round."""
     try:
-        return services.round_prepare_scores(generation_id=generation_id)
+        return service(generation_id=generation_id)
     except _TRANSIENT as exc:
-        if self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=5 * (self.request.retries + 1)) from exc
+        if task.request.retries < task.max_retries:
+            raise task.retry(exc=exc, countdown=5 * (task.request.retries + 1)) from exc
         _fail(generation_id, exc)
         raise
     except Exception as exc:
         _fail(generation_id, exc)
         raise
+
+
+@shared_task(name="active_learning.score_round", bind=True, acks_late=True, max_retries=3)
+def score_round(self, *, generation_id: int) -> bool:
+    return _run_pipeline_step(self, services.round_prepare_scores, generation_id)
 
 
 @shared_task(name="active_learning.select_round", bind=True, acks_late=True, max_retries=3)
 def select_round(self, *, generation_id: int) -> int:
-    try:
-        return services.round_select(generation_id=generation_id)
-    except _TRANSIENT as exc:
-        if self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=5 * (self.request.retries + 1)) from exc
-        _fail(generation_id, exc)
-        raise
-    except Exception as exc:
-        _fail(generation_id, exc)
-        raise
+    return _run_pipeline_step(self, services.round_select, generation_id)
 
 
 @shared_task(name="stepwise.active_learning.finish_rounds")
