@@ -10,7 +10,7 @@ from training.prm.data import split_by_problem
 from training.prm.evaluate import outcome_metrics, step_metrics
 from training.prm.model import load_checkpoint, new_reward_model
 from training.prm.score import RewardModelScorer
-from training.prm.synthetic import build_tiny_backbone, make_world
+from training.prm.synthetic import build_tiny_backbone, make_world, mistake_aurocs
 from training.prm.train import train_reward_model
 
 pytestmark = pytest.mark.slow
@@ -19,13 +19,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("learn") / "backbone"
-    return build_tiny_backbone(str(path), hidden_size=64, num_layers=2, num_heads=2)
+    return build_tiny_backbone(str(path), hidden_size=64, num_layers=3, num_heads=4)
 
 
 @pytest.fixture(scope="module")
 def world():
-    solutions = make_world(2000, 2, seed=1, min_ops=2, max_ops=4)
-    return split_by_problem(solutions, held_out_fraction=0.2, seed=0)
+    # Many problems seen once, most with a mistake: the model learns the checks rather than
+    # memorising problems (2,000 problems x 2 samples gave 0.76-0.81; see BENCHMARKS.md).
+    solutions = make_world(12000, 1, seed=1, min_ops=2, max_ops=4, error_rate=1.0)
+    return split_by_problem(solutions, held_out_fraction=0.1, seed=0)
 
 
 def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
@@ -35,7 +37,7 @@ def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
         backbone,
         str(tmp_path / "prm"),
         epochs=4.0,
-        learning_rate=2e-3,
+        learning_rate=1e-3,
         batch_tokens=1024,
         max_length=256,
         seed=0,
@@ -49,11 +51,15 @@ def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
     scorer = RewardModelScorer.from_checkpoint(result.checkpoint_dir, device="cpu")
     scores = scorer.score([(s.problem, s.steps) for s in held])
     step = step_metrics(scores, held)
-    print(f"held-out step AUROC {step['step_auroc']:.3f} ({step['n_steps']} steps)")
-    # About 0.81 here: wrong operations are found (AUROC ~1.0), copied-wrong numbers, carried
-    # values, final answers and slips only partly (~0.7-0.78 each). Broken labels or an untrained
-    # model give about 0.5, bag-of-words cues alone about 0.7.
-    assert step["step_auroc"] > 0.78
+    kinds = mistake_aurocs(scores, held)
+    print(f"held-out step AUROC {step['step_auroc']:.3f} ({step['n_steps']} steps); {kinds}")
+    # About 0.94 here. Broken labels or an untrained model give about 0.5, bag-of-words cues
+    # alone (sign vs verb) about 0.7.
+    assert step["step_auroc"] > 0.9
+    # Each kind of mistake is learned, not just the one visible inside the step: look-ups in the
+    # problem (copied number) and in the previous step (carried value), and the arithmetic.
+    assert kinds["operation"] > 0.97
+    assert kinds["copy"] > 0.85 and kinds["carry"] > 0.85 and kinds["slip"] > 0.8
     assert m["val_step_auroc"] == pytest.approx(step["step_auroc"], abs=1e-6)
     # The product score ranks right answers over wrong ones.
     assert outcome_metrics(scores, held)["solution_auroc"] > 0.62
@@ -67,6 +73,7 @@ def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
 
 def test_orm_trains_on_final_answers(backbone, world, tmp_path):
     train, held = world
+    train = train[:3000]  # outcome labels need fewer solutions to beat chance; keeps this quick
     config = TrainConfig(
         backbone,
         str(tmp_path / "orm"),

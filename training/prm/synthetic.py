@@ -10,6 +10,10 @@ one root mistake, of a kind a person makes:
   * wrong final answer    "The answer is 41."                     (last result was 14)
 after which it carries on consistently from the wrong value, so the final answer is wrong too.
 Every mistake is decidable from the step and its context, so a tiny model can learn to spot it.
+What makes it learnable in minutes on a CPU (measured, BENCHMARKS.md): small quantities (1..20 by
+default, so the arithmetic is a small table), wrong numbers that do not occur earlier in the text
+(a look-back finds them), and training on many problems seen once each, most with a mistake
+(`error_rate=1.0`); few problems seen many times get memorised instead.
 Ratings follow PRM800K phase 2: 1 (or 0 for a correct but idle restatement) up to the first wrong
 step, -1 there, nothing after.
 """
@@ -57,6 +61,13 @@ class _Op:
 
 
 @dataclass
+class SyntheticSolution(LabeledSolution):
+    """A labeled solution that also knows the kind of its root mistake (None when it has none)."""
+
+    mistake: str | None = None
+
+
+@dataclass
 class Problem:
     problem_id: str
     text: str
@@ -69,7 +80,7 @@ class Problem:
 
 
 def _make_problem(
-    rng: random.Random, index: int, *, min_ops: int = 3, max_ops: int = 6, max_value: int = 60
+    rng: random.Random, index: int, *, min_ops: int = 3, max_ops: int = 6, max_value: int = 20
 ) -> Problem:
     """Quantities stay within 1..max_value: each number token is then seen often enough for a
     tiny model to learn what it means."""
@@ -134,17 +145,38 @@ def _slip(rng: random.Random, y: int) -> int:
     return y + rng.choice([-2, -1, 1, 2])
 
 
-def _sample_solution(problem: Problem, rng: random.Random, *, error_rate: float) -> LabeledSolution:
+def _numbers_in(text: str) -> set[int]:
+    return {int(w) for w in text.replace(".", " ").replace(",", " ").split() if w.isdigit()}
+
+
+def _sample_solution(
+    problem: Problem, rng: random.Random, *, error_rate: float, fresh_mistakes: bool = False
+) -> SyntheticSolution:
+    """`fresh_mistakes`: a wrong number never occurs earlier in the text, so spotting it takes
+    one look back ("was this number there?") rather than knowing which earlier number it copies."""
     steps: list[str] = []
     ratings: list[int | None] = []
     wrong = False  # a root mistake has happened: later steps are unrated
+    root: str | None = None
+    seen = _numbers_in(problem.text)
 
-    def add(text: str, rating: int) -> None:
-        nonlocal wrong
+    def add(text: str, rating: int, kind: str | None = None) -> None:
+        nonlocal wrong, root
         steps.append(text)
+        seen.update(_numbers_in(text))
         if not wrong:
             ratings.append(rating)
             wrong = rating == -1
+            if wrong:
+                root = kind
+
+    def wrong_value(make, right: int, ok=lambda v: True) -> int:
+        """A wrong value from `make`, fresh when asked; `right` when none is found."""
+        for _ in range(8):
+            value = make()
+            if value != right and ok(value) and not (fresh_mistakes and value in seen):
+                return value
+        return right
 
     n_slots = len(problem.ops) + 1
     p_step = min(0.9, error_rate * problem.difficulty / n_slots * 2)
@@ -158,13 +190,19 @@ def _sample_solution(problem: Problem, rng: random.Random, *, error_rate: float)
             mistake = "copy"
         shown_x, k, kind = x, op.k, op.kind
         if mistake == "carry":
-            shown_x = _slip(rng, x)
+            shown_x = wrong_value(lambda x=x: _slip(rng, x), x, lambda v: v >= 0)
             if shown_x == x:
                 mistake = None
         if mistake == "copy":
-            k = op.k + rng.choice([-2, -1, 1, 2])
-            if k < 1 or (kind == "div" and (k < 2 or shown_x % k)) or (kind == "mul" and k < 2):
-                k, mistake = op.k, None
+
+            def valid(v: int, kind: str = kind, shown_x: int = shown_x) -> bool:
+                if kind == "div":
+                    return v >= 2 and shown_x % v == 0
+                return v >= 2 if kind == "mul" else v >= 1
+
+            k = wrong_value(lambda k=op.k: k + rng.choice([-2, -1, 1, 2]), op.k, valid)
+            if k == op.k:
+                mistake = None
         if mistake == "operation":
             swap = {"add": "sub", "sub": "add", "mul": "add", "div": "mul"}
             kind = swap[op.kind]
@@ -175,29 +213,28 @@ def _sample_solution(problem: Problem, rng: random.Random, *, error_rate: float)
             y = computed.apply(shown_x)
         if mistake == "slip":
             y = _slip(rng, y)
-        if mistake is None and wrong:
-            pass
         text = f"{op.sentence(problem.pronoun, k)}, so {shown_x} {computed.sign} {k} = {y}."
-        add(text, -1 if mistake else 1)
+        add(text, -1 if mistake else 1, mistake)
         x = y
         if not wrong and rng.random() < 0.08:
             add(f"So far {problem.pronoun.lower()} has {x} {problem.item}.", 0)
     final = x
     if not wrong and rng.random() < p_step / 2:
-        final = _slip(rng, x)
-    add(f"The answer is {final}.", -1 if final != x else 1)
-    return LabeledSolution(
+        final = wrong_value(lambda x=x: _slip(rng, x), x)
+    add(f"The answer is {final}.", -1 if final != x else 1, "final")
+    return SyntheticSolution(
         problem=problem.text,
         steps=steps,
         ratings=ratings,
         problem_id=problem.problem_id,
         is_correct=final == problem.answer,
         answer=str(final),
+        mistake=root,
     )
 
 
 def make_problems(
-    num_problems: int, *, seed: int = 0, min_ops: int = 3, max_ops: int = 6, max_value: int = 60
+    num_problems: int, *, seed: int = 0, min_ops: int = 3, max_ops: int = 6, max_value: int = 20
 ) -> list[Problem]:
     rng = random.Random(seed)
     return [
@@ -214,14 +251,16 @@ def make_world(
     error_rate: float = 0.5,
     min_ops: int = 3,
     max_ops: int = 6,
-    max_value: int = 60,
-) -> list[LabeledSolution]:
+    max_value: int = 20,
+    fresh_mistakes: bool = True,
+) -> list[SyntheticSolution]:
     """`solutions_per_problem` sampled solutions for each of `num_problems` problems.
 
     `error_rate` is roughly the share of solutions with a mistake on an average problem; each
     problem also has its own difficulty, so some are much harder than others (as in MATH).
     A solution has one step per operation (`min_ops`..`max_ops`), a first and a final step, and
-    now and then an idle restatement (rated 0).
+    now and then an idle restatement (rated 0). `max_value` bounds every quantity;
+    `fresh_mistakes` keeps wrong numbers out of the earlier text (see `_sample_solution`).
     """
     if num_problems < 1 or solutions_per_problem < 1:
         raise ValueError("num_problems and solutions_per_problem must be positive")
@@ -232,7 +271,9 @@ def make_world(
     )
     for problem in problems:
         for _ in range(solutions_per_problem):
-            world.append(_sample_solution(problem, rng, error_rate=error_rate))
+            world.append(
+                _sample_solution(problem, rng, error_rate=error_rate, fresh_mistakes=fresh_mistakes)
+            )
     return world
 
 
@@ -340,3 +381,27 @@ def _embed_number_values(weight, tokenizer) -> None:
                 angle = 2 * math.pi * n / period
                 weight[index, 2 * j] = scale * math.cos(angle)
                 weight[index, 2 * j + 1] = scale * math.sin(angle)
+
+
+def mistake_aurocs(scores, solutions: list[SyntheticSolution]) -> dict[str, float]:
+    """Held-out step AUROC per mistake kind: every good step against the first-wrong steps of
+    that kind (goodness = P(positive) + P(neutral), as in `evaluate.step_metrics`). It shows which
+    checks a PRM has learned, e.g. local ones (sign vs verb) but not look-ups (copied numbers)."""
+    from .evaluate import _auroc, _goodness
+
+    good: list[float] = []
+    bad: dict[str, list[float]] = {}
+    for s, solution in zip(scores, solutions, strict=True):
+        for index, rating in enumerate(solution.ratings[: len(s.step_probs)]):
+            if rating is None:
+                continue
+            goodness = _goodness(s.step_probs[index])
+            if rating >= 0:
+                good.append(goodness)
+            else:
+                bad.setdefault(solution.mistake or "unknown", []).append(goodness)
+                break
+    return {
+        kind: _auroc([1] * len(good) + [0] * len(values), good + values)
+        for kind, values in sorted(bad.items())
+    }
