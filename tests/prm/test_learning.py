@@ -36,7 +36,7 @@ def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
     config = TrainConfig(
         backbone,
         str(tmp_path / "prm"),
-        epochs=4.0,
+        epochs=6.0,
         learning_rate=1e-3,
         batch_tokens=1024,
         max_length=256,
@@ -53,16 +53,18 @@ def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
     step = step_metrics(scores, held)
     kinds = mistake_aurocs(scores, held)
     print(f"held-out step AUROC {step['step_auroc']:.3f} ({step['n_steps']} steps); {kinds}")
-    # About 0.94 here. Broken labels or an untrained model give about 0.5, bag-of-words cues
-    # alone (sign vs verb) about 0.7.
-    assert step["step_auroc"] > 0.9
+    # 0.960 here (4 epochs: 0.93, 8: 0.97). Broken labels or an untrained model give about
+    # 0.5, bag-of-words cues alone (sign vs verb) about 0.7.
+    assert step["step_auroc"] > 0.92
     # Each kind of mistake is learned, not just the one visible inside the step: look-ups in the
     # problem (copied number) and in the previous step (carried value), and the arithmetic.
     assert kinds["operation"] > 0.97
-    assert kinds["copy"] > 0.85 and kinds["carry"] > 0.85 and kinds["slip"] > 0.8
+    assert kinds["copy"] > 0.88 and kinds["carry"] > 0.88 and kinds["slip"] > 0.85
     assert m["val_step_auroc"] == pytest.approx(step["step_auroc"], abs=1e-6)
     # The product score ranks right answers over wrong ones.
-    assert outcome_metrics(scores, held)["solution_auroc"] > 0.62
+    solution_auroc = outcome_metrics(scores, held)["solution_auroc"]
+    print(f"held-out solution AUROC {solution_auroc:.3f}")
+    assert solution_auroc > 0.8
     # Weights changed from the starting point (backbone and head).
     trained, _, _ = load_checkpoint(result.checkpoint_dir)
     fresh, _ = new_reward_model(backbone, seed=0)

@@ -132,8 +132,8 @@ def _make_problem(
 
 MISTAKES = ("slip", "operation", "copy", "carry", "final")
 NUMBER_VOCABULARY = 1000
-# Slips need real arithmetic, which a tiny model learns slowly: they are the rarer kind.
-MISTAKE_WEIGHTS = (1, 2, 2, 2)
+# Every kind equally likely; the final answer is one more slot with the same chance.
+MISTAKE_WEIGHTS = (1, 1, 1, 1)
 
 
 def _slip(rng: random.Random, y: int) -> int:
@@ -219,7 +219,7 @@ def _sample_solution(
         if not wrong and rng.random() < 0.08:
             add(f"So far {problem.pronoun.lower()} has {x} {problem.item}.", 0)
     final = x
-    if not wrong and rng.random() < p_step / 2:
+    if not wrong and rng.random() < p_step:
         final = wrong_value(lambda x=x: _slip(rng, x), x)
     add(f"The answer is {final}.", -1 if final != x else 1, "final")
     return SyntheticSolution(
