@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--train-problems", type=int, default=12000)
     parser.add_argument("--test-problems", type=int, default=40)
     parser.add_argument("--samples", type=int, default=64, help="solutions per test problem")
-    parser.add_argument("--epochs", type=float, default=4.0)
+    parser.add_argument("--epochs", type=float, default=8.0)
     parser.add_argument("--trials", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=64)

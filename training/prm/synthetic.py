@@ -49,15 +49,23 @@ class _Op:
     def sign(self) -> str:
         return {"add": "+", "sub": "-", "mul": "*", "div": "/"}[self.kind]
 
-    def sentence(self, pronoun: str, k: int | None = None) -> str:
+    def sentence(self, pronoun: str, k: int | None = None, variant: int = 0) -> str:
+        """The operation in words; `variant` picks one of a few phrasings (0 = the problem's)."""
         k = self.k if k is None else k
         if self.kind == "add":
-            return f"{pronoun} buys {k} more"
+            return f"{pronoun} {('buys', 'gets', 'finds')[variant % 3]} {k} more"
         if self.kind == "sub":
-            return f"{pronoun} gives away {k}"
+            return f"{pronoun} {('gives away', 'loses', 'sells')[variant % 3]} {k}"
         if self.kind == "mul":
             return f"{pronoun} makes it {k} times as many"
         return f"{pronoun} keeps one of {k} equal shares"
+
+
+# Solutions word the same reasoning in several ways, as sampled solutions do: right solutions of
+# one problem then differ in text (and score), not only wrong ones.
+CONNECTORS = (", so", ", which makes", ", that is", ":")
+OPENINGS = ("{P} starts with {x} {item}.", "At first {p} has {x} {item}.")
+ENDINGS = ("The answer is {n}.", "So the answer is {n}.", "In the end {p} has {n}.")
 
 
 @dataclass
@@ -181,7 +189,9 @@ def _sample_solution(
     n_slots = len(problem.ops) + 1
     p_step = min(0.9, error_rate * problem.difficulty / n_slots * 2)
     x = problem.start
-    add(f"{problem.pronoun} starts with {x} {problem.item}.", 1)
+    pronoun = problem.pronoun
+    opening = rng.choice(OPENINGS)
+    add(opening.format(P=pronoun, p=pronoun.lower(), x=x, item=problem.item), 1)
     for op in problem.ops:
         mistake = None
         if not wrong and rng.random() < p_step:
@@ -213,15 +223,17 @@ def _sample_solution(
             y = computed.apply(shown_x)
         if mistake == "slip":
             y = _slip(rng, y)
-        text = f"{op.sentence(problem.pronoun, k)}, so {shown_x} {computed.sign} {k} = {y}."
+        clause = op.sentence(pronoun, k, variant=rng.randrange(3))
+        text = f"{clause}{rng.choice(CONNECTORS)} {shown_x} {computed.sign} {k} = {y}."
         add(text, -1 if mistake else 1, mistake)
         x = y
-        if not wrong and rng.random() < 0.08:
-            add(f"So far {problem.pronoun.lower()} has {x} {problem.item}.", 0)
+        if not wrong and rng.random() < 0.15:
+            add(f"So far {pronoun.lower()} has {x} {problem.item}.", 0)
     final = x
     if not wrong and rng.random() < p_step:
         final = wrong_value(lambda x=x: _slip(rng, x), x)
-    add(f"The answer is {final}.", -1 if final != x else 1, "final")
+    ending = rng.choice(ENDINGS)
+    add(ending.format(p=pronoun.lower(), n=final), -1 if final != x else 1, "final")
     return SyntheticSolution(
         problem=problem.text,
         steps=steps,
