@@ -158,7 +158,7 @@ def _numbers_in(text: str) -> set[int]:
 
 
 def _sample_solution(
-    problem: Problem, rng: random.Random, *, error_rate: float, fresh_mistakes: bool = False
+    problem: Problem, rng: random.Random, *, error_rate: float, fresh_mistakes: bool = True
 ) -> SyntheticSolution:
     """`fresh_mistakes`: a wrong number never occurs earlier in the text, so spotting it takes
     one look back ("was this number there?") rather than knowing which earlier number it copies."""
