@@ -4,9 +4,10 @@
 
 A tiny Llama (64 wide, 3 layers, 4 heads) is trained twice on the same solutions of the training
 problems (one sample each, most with a mistake): once with step labels (PRM), once with
-final-answer correctness only (ORM, label at every step, read at the last). Each held-out problem gets 64 sampled solutions; best-of-N draws N of them (400 random
-subsets per N), picks by PRM score (product of step goodness), ORM score, or the most common
-answer, and counts the problems solved.
+final-answer correctness only (ORM, label at every step, read at the last). Each held-out
+problem gets 64 sampled solutions; best-of-N draws N of them (400 random subsets per N), picks
+by PRM score (product of step goodness), ORM score, or the most common answer, and counts the
+problems solved.
 """
 
 from __future__ import annotations
