@@ -35,6 +35,12 @@ class TrainConfig:
     gradient_accumulation: int = _f(1, "Batches per optimizer step.")
     overwrite: bool = _f(True, "Replace an existing output_dir (swapped in by rename).")
     log_every: int = _f(20, "Report progress every this many optimizer steps.")
+    resume_dir: str | None = _f(
+        None,
+        "Directory of the resume state (see resume.py): written every resume_every_steps, "
+        "continued from when it matches this run. None: no resume state.",
+    )
+    resume_every_steps: int = _f(100, "Optimizer steps between resume-state writes.")
 
     def validate(self) -> None:
         if self.objective not in ("prm", "orm"):
@@ -49,6 +55,8 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive")
         if self.gradient_accumulation < 1:
             raise ValueError("gradient_accumulation must be >= 1")
+        if self.resume_every_steps < 1:
+            raise ValueError("resume_every_steps must be >= 1")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
