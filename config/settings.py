@@ -192,6 +192,12 @@ STEPWISE_PROMOTION_RULE = env.json(
     },
 )
 STEPWISE_HELDOUT_FRACTION = env.float("STEPWISE_HELDOUT_FRACTION", default=0.1)
+# No version is promoted on a held-out set smaller than this (unless an admin forces it): an AUROC
+# on a dozen steps says nothing. Steps are rated held-out steps (up to the first -1); PRMs only.
+STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS = env.int(
+    "STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS", default=50
+)
+STEPWISE_PROMOTION_MIN_HELDOUT_STEPS = env.int("STEPWISE_PROMOTION_MIN_HELDOUT_STEPS", default=200)
 # Retrain when this many labelings arrived since the active version's snapshot (0: never).
 STEPWISE_RETRAIN_MIN_NEW_LABELS = env.int("STEPWISE_RETRAIN_MIN_NEW_LABELS", default=1000)
 STEPWISE_RETRAIN_SCHEDULE_ENABLED = env.bool("STEPWISE_RETRAIN_SCHEDULE_ENABLED", default=False)

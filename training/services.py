@@ -158,9 +158,39 @@ def promotion_check(candidate: PRMVersion, active: PRMVersion | None) -> tuple[b
     return False, f"{metric} {new:.4f} < {old:.4f} - {tolerance} ({where}): would regress"
 
 
+def heldout_size(version: PRMVersion) -> dict[str, int]:
+    """How many held-out solutions and rated held-out steps the version's metrics stand on."""
+    metrics, snapshot = version.metrics or {}, version.data_snapshot or {}
+    solutions = metrics.get("heldout_solutions", snapshot.get("heldout_solutions"))
+    steps = metrics.get("n_steps")
+    return {"solutions": int(solutions or 0), "steps": int(steps or 0)}
+
+
+def heldout_size_check(version: PRMVersion) -> tuple[bool, str]:
+    """Is the held-out set big enough for its metrics to mean anything? Pure; (ok, reason).
+
+    Thresholds: STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS and, for PRMs (whose metric is per
+    step), STEPWISE_PROMOTION_MIN_HELDOUT_STEPS.
+    """
+    size = heldout_size(version)
+    need_solutions = settings.STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS
+    need_steps = (
+        settings.STEPWISE_PROMOTION_MIN_HELDOUT_STEPS if version.kind == PRMVersion.Kind.PRM else 0
+    )
+    measured = f"{size['solutions']} held-out solutions and {size['steps']} rated steps"
+    if size["solutions"] >= need_solutions and size["steps"] >= need_steps:
+        return True, f"measured on {measured}"
+    return False, (
+        f"its metrics were measured on {measured}, too few to mean anything; promotion needs at "
+        f"least {need_solutions} solutions and {need_steps} steps "
+        "(STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS / _STEPS)"
+    )
+
+
 @transaction.atomic
 def prm_version_promote(*, prm_version_id: int, force: bool = False) -> PRMVersion:
-    """Make the version active if its held-out metrics do not regress; the old one is retired.
+    """Make the version active if its held-out set is big enough and its metrics do not regress;
+    the old one is retired. ``force`` overrides both checks (the reasons are recorded).
 
     Locks every version of the kind, so two promotions run one after the other; the
     one-active-per-kind constraint backs it up.
@@ -171,10 +201,15 @@ def prm_version_promote(*, prm_version_id: int, force: bool = False) -> PRMVersi
         return candidate
     if candidate.state not in (PRMVersion.State.READY, PRMVersion.State.RETIRED):
         raise PromotionRefused(f"{candidate.name} is {candidate.state}, not ready")
+    sized, size_reason = heldout_size_check(candidate)
+    if not sized and not force:
+        raise PromotionRefused(f"{candidate.name} stays {candidate.state}: {size_reason}")
     active = active_prm_version(candidate.kind)
     ok, reason = promotion_check(candidate, active)
     if not ok and not force:
         raise PromotionRefused(f"{candidate.name} stays {candidate.state}: {reason}")
+    if not sized:
+        reason = f"{reason}; {size_reason}"
     now = timezone.now()
     if active is not None:
         active.state, active.retired_at = PRMVersion.State.RETIRED, now
@@ -632,7 +667,10 @@ def _heldout_metrics(
     scores = scorer.score([(s.problem, s.steps) for s in data.heldout])
     if progress:
         progress(0.5, "scored held-out examples")
-    metrics: dict[str, Any] = {"heldout_examples": len(data.heldout)}
+    metrics: dict[str, Any] = {
+        "heldout_examples": len(data.heldout),
+        "heldout_solutions": len(data.heldout_main),
+    }
     metrics.update(step_metrics(scores, data.heldout))
     by_id = {id(s): score for s, score in zip(data.heldout, scores, strict=True)}
     outcome = [
@@ -644,6 +682,7 @@ def _heldout_metrics(
         metrics["solution_auroc"] = float(
             roc_auc_score([int(label) for _, label in outcome], [score for score, _ in outcome])
         )
+        metrics["n_outcome_solutions"] = len(outcome)
     return {
         k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
         for k, v in metrics.items()

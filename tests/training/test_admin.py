@@ -9,6 +9,9 @@ from training.models import PRMVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
+# A held-out set above the promotion minimum, so the regression rule is what decides.
+HELDOUT = {"heldout_solutions": 80, "n_steps": 600}
+
 
 @pytest.fixture
 def admin_client_(client):
@@ -42,21 +45,21 @@ def test_promote_and_retire_actions(admin_client_):
         base_model="/m",
         state="active",
         checkpoint_path="/a",
-        metrics={"step_auroc": 0.8},
+        metrics={"step_auroc": 0.8, **HELDOUT},
     )
     worse = PRMVersion.objects.create(
         name="worse",
         base_model="/m",
         state="ready",
         checkpoint_path="/b",
-        metrics={"step_auroc": 0.7},
+        metrics={"step_auroc": 0.7, **HELDOUT},
     )
     better = PRMVersion.objects.create(
         name="better",
         base_model="/m",
         state="ready",
         checkpoint_path="/c",
-        metrics={"step_auroc": 0.9},
+        metrics={"step_auroc": 0.9, **HELDOUT},
     )
     url = "/admin/training/prmversion/"
     response = admin_client_.post(

@@ -24,6 +24,8 @@ def _client(role: str | None = "admin", superuser: bool = False) -> APIClient:
 
 
 def _version(name, state="ready", **metrics) -> PRMVersion:
+    # Held-out counts above the promotion minimum, so the regression rule is what decides.
+    metrics = {"heldout_solutions": 80, "n_steps": 600, **metrics}
     return PRMVersion.objects.create(
         name=name, base_model="/m", state=state, checkpoint_path=f"/c/{name}", metrics=metrics
     )

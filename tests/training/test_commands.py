@@ -25,6 +25,9 @@ def test_train_evaluate_and_score_commands(
 ):
     settings.STEPWISE_ARTIFACT_DIR = tmp_path / "artifacts"
     settings.STEPWISE_HELDOUT_FRACTION = 0.3
+    # The tiny world's held-out set is far below the real minimum; this test is about the commands.
+    settings.STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS = 1
+    settings.STEPWISE_PROMOTION_MIN_HELDOUT_STEPS = 1
     out = _call(
         "train_prm", "--base-model", tiny_backbone, "--name", "cmd-prm",
         "--epochs", "2", "--max-length", "256", "--activate",

@@ -17,6 +17,10 @@ from training.selectors import active_prm_version
 pytestmark = pytest.mark.django_db
 
 
+# A held-out set big enough for promotion (test_promotion_heldout.py tests the minimum).
+HELDOUT = {"heldout_solutions": 80, "n_steps": 600}
+
+
 def _version(name, state=PRMVersion.State.READY, kind="prm", **metrics) -> PRMVersion:
     return PRMVersion.objects.create(
         name=name,
@@ -24,7 +28,7 @@ def _version(name, state=PRMVersion.State.READY, kind="prm", **metrics) -> PRMVe
         base_model="/models/tiny",
         state=state,
         checkpoint_path=f"/ckpt/{name}",
-        metrics=metrics,
+        metrics={**HELDOUT, **metrics},
         data_snapshot={"max_labeling_id": 0},
     )
 

@@ -49,9 +49,13 @@ def test_train_score_and_rerun_on_a_real_worker(
     run = _wait(run.id, {"succeeded", "failed"})
     assert run.state == "succeeded", run.error
     assert run.progress == 1.0 and run.attempts == 1 and run.celery_task_id
-    assert "training and" in run.log and "promoted to active" in run.log
+    assert "training and" in run.log
     version.refresh_from_db()
-    assert version.state == "active"  # first version: nothing to regress against
+    # Nothing to regress against, but a dozen held-out solutions are below the promotion
+    # minimum (the worker runs with the default settings): it stays ready, and the log says why.
+    assert version.state == "ready"
+    assert "stays ready: its metrics were measured on" in run.log
+    assert "promoted to active" not in run.log
     checkpoint = Path(version.checkpoint_path)
     assert checkpoint.is_dir() and any(checkpoint.iterdir())
     assert checkpoint.name == f"{version.id}-tiny-1"
