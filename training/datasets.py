@@ -13,7 +13,10 @@ Rules (docs/training.md explains why):
 - Ratings run up to and including the first negative merged step; later ratings are dropped.
 - Rated completions other than the solution's own step (phase 2 alternatives after the first
   error, phase 1 candidates not chosen) become extra branches: the solution's prefix plus that
-  step, rated by the same merge rule. A branch after an earlier negative step is dropped.
+  step. Only that last step is rated (same merge rule); the prefix is unrated context, since its
+  ratings are trained on the solution itself. A branch after an earlier negative step is dropped.
+- Every rated input (prefix + step) is one training target: identical inputs pool their votes,
+  whether several labelers rated them or one labeler saw the same text twice.
 - Quality-control and screening solutions with gold ratings use the gold ratings, once,
   whatever number of labelers saw them. Screening labelings of solutions without gold are
   ignored: they come from candidates who had not passed screening yet.
@@ -248,6 +251,9 @@ def _solution_examples(
     outcome_only: bool = False,
 ) -> list[LabeledSolution]:
     """The merged solution and its branches; empty when nothing on it is rated."""
+    # Votes per rated input: the solution's own step at a position, or an alternative step after
+    # the solution's prefix. Identical inputs share their votes (several labelers, or one
+    # labeler shown the same text twice), so each rated input is one training target.
     step_votes: dict[int, list[int]] = defaultdict(list)
     branch_votes: dict[tuple[int, str], list[int]] = defaultdict(list)
     for _sid, _lid, position, chosen, has_human, human_rating, texts, ratings, positions in rows:
@@ -256,15 +262,16 @@ def _solution_examples(
             for text, rating, pos in zip(texts, ratings, positions, strict=True)
             if pos is not None
         ]
-        step_text = step_texts[position] if position < len(step_texts) else ""
-        own = _trajectory_index(chosen, has_human, [t for t, _ in completions], step_text)
-        if own is None:
-            if human_rating is not None:
-                step_votes[position].append(human_rating)
-        elif own < len(completions) and completions[own][1] is not None:
-            step_votes[position].append(completions[own][1])
+        step_text = step_texts[position] if position < len(step_texts) else None
+        own = _trajectory_index(chosen, has_human, [t for t, _ in completions], step_text or "")
+        if own is None and human_rating is not None:
+            step_votes[position].append(human_rating)
         for index, (text, rating) in enumerate(completions):
-            if index != own and rating is not None and text != step_text:
+            if rating is None:
+                continue
+            if index == own or text == step_text:
+                step_votes[position].append(rating)
+            else:
                 branch_votes[(position, text)].append(rating)
 
     ratings: list[int | None]
@@ -320,16 +327,17 @@ def _solution_examples(
         if position > len(step_texts) or (first_negative is not None and position > first_negative):
             stats["branches_after_error_dropped"] += 1
             continue
-        prefix = list(ratings[:position]) + [None] * max(0, position - len(ratings))
-        made.append(
-            LabeledSolution(
-                problem=problem_text,
-                steps=list(step_texts[:position]) + [text],
-                ratings=prefix + [merge_votes(votes)],
-                problem_id=problem_id,
-                is_correct=None,
-            )
+        # The prefix is context only: its ratings are trained once, on the main solution.
+        branch = LabeledSolution(
+            problem=problem_text,
+            steps=list(step_texts[:position]) + [text],
+            ratings=[None] * position + [merge_votes(votes)],
+            problem_id=problem_id,
+            is_correct=None,
         )
+        if len(set(votes)) > 1 and _HAS_SOFT:
+            branch.soft_ratings = [None] * position + [_soft(votes)]
+        made.append(branch)
         stats["branches"] += 1
-        stats["labeled_steps"] += 1 + sum(r is not None for r in prefix)
+        stats["labeled_steps"] += 1
     return made

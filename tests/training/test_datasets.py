@@ -70,9 +70,10 @@ def test_alternatives_rated_after_an_error_become_branches():
 
     main, *branches = data.train
     assert main.ratings == [1, -1]
+    # The prefix is context: its rating is trained once, on the solution itself.
     assert sorted((b.steps, b.ratings) for b in branches) == [
-        (["Let x = 2.", "Then 2x = 4, as 2 * 2 = 4."], [1, 1]),
-        (["Let x = 2.", "Then 2x = 5."], [1, -1]),
+        (["Let x = 2.", "Then 2x = 4, as 2 * 2 = 4."], [None, 1]),
+        (["Let x = 2.", "Then 2x = 5."], [None, -1]),
     ]
     assert all(b.is_correct is None for b in branches)  # their final answer is unknown
     assert data.snapshot["branches"] == 2
@@ -152,9 +153,9 @@ def test_phase_one_candidates_not_chosen_are_branches_and_human_steps_are_unrate
     main, *branches = data.train
     assert main.ratings == [1, None, 1]
     assert sorted((b.steps[-1], b.ratings) for b in branches) == [
-        ("# Answer 5", [1, None, -1]),
-        ("2x = 5.", [1, -1]),
-        ("2x is 4.", [1, 0]),
+        ("# Answer 5", [None, None, -1]),
+        ("2x = 5.", [None, -1]),
+        ("2x is 4.", [None, 0]),
     ]
 
 
@@ -220,3 +221,23 @@ def test_outcome_data_adds_graded_solutions_nobody_labeled():
     assert data.snapshot["max_solution_id"] == later.id - 1
     # Process data is unchanged without it.
     assert [s.ratings for s in build_training_data(heldout_fraction=0.0).train] == [[1, -1]]
+
+
+def test_identical_inputs_pool_their_votes_into_one_target():
+    sol = f.solution(f.problem(), STEPS)
+    # Two labelers rate the same alternative differently; the first was also shown a copy of the
+    # solution's own step 2 among the alternatives and rated it like the step.
+    f.labeling(
+        sol,
+        [1, -1],
+        alternatives={1: [("Then 2x = 2.", -1), ("Then 2x = 4.", -1)]},
+    )
+    f.labeling(sol, [1, -1], alternatives={1: [("Then 2x = 2.", 1)]})
+
+    data = build_training_data(heldout_fraction=0.0)
+
+    main, branch = data.train
+    assert main.ratings == [1, -1] and main.soft_ratings is None  # votes -1, -1, -1
+    assert (branch.steps, branch.ratings) == (["Let x = 2.", "Then 2x = 2."], [None, -1])
+    assert branch.soft_ratings == [None, (0.5, 0.0, 0.5)]
+    assert data.snapshot["labeled_steps"] == 3
