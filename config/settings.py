@@ -179,6 +179,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 
 # Where PRM checkpoints and other large artifacts live.
 STEPWISE_ARTIFACT_DIR = Path(env("STEPWISE_ARTIFACT_DIR", default=str(VAR_DIR / "artifacts")))
+# Local pretrained backbones; SmolLM2 is converted into <this>/smollm2-135m-instruct at set-up.
+STEPWISE_MODEL_DIR = Path(env("STEPWISE_MODEL_DIR", default=str(VAR_DIR / "models")))
 # Public data shipped beside the repository (see ../shared/data/README.md).
 STEPWISE_DATA_DIR = Path(env("STEPWISE_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 

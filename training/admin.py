@@ -1,6 +1,8 @@
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from training import models, services
@@ -17,6 +19,50 @@ class TrainingRunInline(admin.TabularInline):
 
 def _pretty(value) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+class BaseModelForm(forms.ModelForm):
+    class Meta:
+        model = models.BaseModel
+        fields = ["name", "path", "kind", "notes"]
+
+    def clean(self):
+        # The same checks as the service (local causal LM with weights); the save goes through it.
+        cleaned = super().clean()
+        from training.prm.backbones import BackboneError, check_backbone
+
+        self.backbone = None
+        # A missing model can still be renamed or annotated; a new path is always checked.
+        if cleaned.get("path") and ("path" in self.changed_data or self.instance.pk is None):
+            try:
+                self.backbone = check_backbone(cleaned["path"])
+            except BackboneError as exc:
+                raise ValidationError({"path": str(exc)}) from exc
+        return cleaned
+
+
+@admin.register(models.BaseModel)
+class BaseModelAdmin(admin.ModelAdmin):
+    form = BaseModelForm
+    list_display = ["name", "path", "kind", "params", "found"]
+    list_filter = ["kind"]
+    search_fields = ["name", "path"]
+    readonly_fields = ["parameter_count", "created_at"]
+
+    @admin.display(description="parameters", ordering="parameter_count")
+    def params(self, obj) -> str:
+        count = obj.parameter_count
+        return "-" if count is None else f"{count / 1e6:,.1f}M"
+
+    @admin.display(description="found on disk", boolean=True)
+    def found(self, obj) -> bool:
+        return obj.found
+
+    def save_model(self, request, obj, form, change) -> None:
+        if form.backbone is not None:
+            obj.path = form.backbone.path
+            obj.parameter_count = form.backbone.parameter_count
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(models.PRMVersion)

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from training import selectors, services
-from training.models import PRMVersion, TrainingRun
+from training.models import BaseModel, PRMVersion, TrainingRun
 
 
 class IsTrainingAdmin(BasePermission):
@@ -69,10 +69,28 @@ class _AdminApi(APIView):
     permission_classes = [IsTrainingAdmin]
 
 
+class BaseModelOutput(serializers.ModelSerializer):
+    found = serializers.BooleanField(read_only=True, help_text="Is the directory on disk now?")
+
+    class Meta:
+        model = BaseModel
+        fields = ["id", "name", "path", "kind", "parameter_count", "found", "notes", "created_at"]
+
+
+class BaseModelListApi(_AdminApi):
+    """Backbones a PRM can start from; pass `name` as `base_model` when launching a training."""
+
+    @extend_schema(operation_id="training_base_models_list", responses=BaseModelOutput(many=True))
+    def get(self, request):
+        return Response(BaseModelOutput(selectors.base_model_list(), many=True).data)
+
+
 class PRMVersionListApi(_AdminApi):
     class TrainingLaunchInput(serializers.Serializer):
         name = serializers.CharField(max_length=128)
-        base_model = serializers.CharField(max_length=512)
+        base_model = serializers.CharField(
+            max_length=512, help_text="A registered base model's name, or a local directory."
+        )
         kind = serializers.ChoiceField(choices=PRMVersion.Kind.choices, default="prm")
         epochs = serializers.FloatField(min_value=0.01, max_value=100, required=False)
         learning_rate = serializers.FloatField(min_value=1e-8, max_value=1, required=False)

@@ -2,8 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db import models
 from django.db.models import Q
+
+
+class BaseModel(models.Model):
+    """A pretrained backbone on local disk that PRMs (and generators) start from.
+
+    The row names a directory; the files may come and go (a fresh machine, a deleted volume), so
+    `found` is checked on every read rather than stored.
+    """
+
+    class Kind(models.TextChoices):
+        CAUSAL_LM = "causal_lm", "causal LM"
+
+    name = models.CharField(max_length=128, unique=True)
+    path = models.CharField(max_length=1024, help_text="Local directory of a Hugging Face model.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CAUSAL_LM)
+    parameter_count = models.BigIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def found(self) -> bool:
+        """Is the model on this machine's disk (a directory with its config.json)?"""
+        return bool(self.path) and (Path(self.path) / "config.json").is_file()
 
 
 class PRMVersion(models.Model):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from labeling.models import Labeling, Solution
-from training.models import PRMVersion, SolutionScore, TrainingRun
+from training.models import BaseModel, PRMVersion, SolutionScore, TrainingRun
+
+
+def base_model_list() -> list[BaseModel]:
+    """Registered backbones by name; each one's `found` says whether it is on this disk now."""
+    return list(BaseModel.objects.order_by("name", "id"))
 
 
 def active_prm_version(kind: str = PRMVersion.Kind.PRM) -> PRMVersion | None:

@@ -5,6 +5,7 @@ from training import apis
 app_name = "training"
 
 urlpatterns = [
+    path("training/base-models/", apis.BaseModelListApi.as_view(), name="base-models"),
     path("training/versions/", apis.PRMVersionListApi.as_view(), name="versions"),
     path("training/versions/<int:pk>/", apis.PRMVersionDetailApi.as_view(), name="version"),
     path("training/versions/<int:pk>/train/", apis.PRMVersionTrainApi.as_view(), name="train"),

@@ -38,6 +38,22 @@ class Command(BaseCommand):
         self.stdout.write(
             f"demo round: generation 0 has {result.tasks_total} tasks ({result.tasks_created} new)"
         )
+        self._register_base_model()
         self.stdout.write(self.style.SUCCESS("Demo accounts (username / password / role):"))
         for username, role in result.accounts:
             self.stdout.write(f"  {username:<8} {result.password}  ({role})")
+
+    def _register_base_model(self) -> None:
+        """SmolLM2 becomes the demo's base model when the set-up has put it on disk."""
+        from training.prm.backbones import SMOLLM2_NAME, default_model_dir, is_model_dir
+        from training.services import base_model_register
+
+        path = default_model_dir(settings.STEPWISE_MODEL_DIR)
+        if not is_model_dir(path):
+            self.stdout.write(
+                f"base model {SMOLLM2_NAME}: not on disk at {path} "
+                "(python manage.py prepare_models --register puts it there)"
+            )
+            return
+        model = base_model_register(name=SMOLLM2_NAME, path=str(path))
+        self.stdout.write(f"base model {model.name}: {model.path}")
