@@ -20,7 +20,8 @@ Rules (docs/training.md explains why):
 - Quality-control and screening solutions with gold ratings use the gold ratings, once,
   whatever number of labelers saw them. Screening labelings of solutions without gold are
   ignored: they come from candidates who had not passed screening yet.
-- `give_up` labelings keep the prefix they rated. A `bad_problem` report drops every solution of
+- `give_up` labelings keep the prefix they rated; candidates rated at the step where the labeler
+  stopped (none chosen, none written) are all branches. A `bad_problem` report drops every solution of
   that problem: one report is enough to keep a doubtful problem out of training.
 - Held-out split by problem: a stable hash of the problem's source id (else its primary key).
 """
@@ -108,16 +109,17 @@ class _Follower:
         return []
 
 
-def _trajectory_index(chosen: int | None, has_human: bool, texts: list[str], step_text: str):
-    """Which completion is the solution's own step (None: a human wrote it)."""
+def _own_completion(chosen: int | None, texts: list[str], step_text: str | None) -> int | None:
+    """Which completion is the solution's own step; None when none is (a human wrote the step, or
+    the labeler stopped here, e.g. gave up after rating every candidate)."""
     if chosen is not None:
         return chosen
-    if has_human:
+    if step_text is None:  # past the solution's last step
         return None
     for index, text in enumerate(texts):
         if text == step_text:
             return index
-    return 0
+    return None
 
 
 def build_training_data(
@@ -263,8 +265,8 @@ def _solution_examples(
             if pos is not None
         ]
         step_text = step_texts[position] if position < len(step_texts) else None
-        own = _trajectory_index(chosen, has_human, [t for t, _ in completions], step_text or "")
-        if own is None and human_rating is not None:
+        own = _own_completion(chosen, [t for t, _ in completions], step_text)
+        if chosen is None and has_human and human_rating is not None:  # the human's step
             step_votes[position].append(human_rating)
         for index, (text, rating) in enumerate(completions):
             if rating is None:

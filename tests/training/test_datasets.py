@@ -241,3 +241,21 @@ def test_identical_inputs_pool_their_votes_into_one_target():
     assert (branch.steps, branch.ratings) == (["Let x = 2.", "Then 2x = 2."], [None, -1])
     assert branch.soft_ratings == [None, (0.5, 0.0, 0.5)]
     assert data.snapshot["labeled_steps"] == 3
+
+
+def test_give_up_after_rating_every_candidate_keeps_them_all():
+    # Phase 1: the labeler rated the candidates for step 3, chose none, wrote none and gave up.
+    sol = f.solution(f.problem(), ["Let x = 2.", "Then 2x = 4."])
+    made = f.labeling(sol, [1, 1], finish_reason="give_up")
+    step = LabeledStep.objects.create(labeling=made, position=2, chosen_completion=None)
+    LabeledCompletion.objects.create(labeled_step=step, position=0, text="So x = 3.", rating=-1)
+    LabeledCompletion.objects.create(labeled_step=step, position=1, text="So 4 = 5.", rating=-1)
+
+    data = build_training_data(heldout_fraction=0.0)
+
+    main, *branches = data.train
+    assert main.ratings == [1, 1]
+    assert sorted((b.steps[-1], b.ratings) for b in branches) == [
+        ("So 4 = 5.", [None, None, -1]),
+        ("So x = 3.", [None, None, -1]),
+    ]
