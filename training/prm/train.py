@@ -26,6 +26,7 @@ import torch
 from .config import TrainConfig, add_arguments, from_namespace
 from .data import LabeledSolution, build_examples, collate, length_grouped_batches, split_by_problem
 from .model import new_reward_model, save_checkpoint
+from .resume import Position, Resumer, run_fingerprint
 from .score import RewardModelScorer, is_causal_backbone, resolve_device
 
 
@@ -103,28 +104,40 @@ def train_reward_model(
             (step + 1) / warmup, max(0.0, (total_updates - step) / max(1, total_updates - warmup))
         ),
     )
+    # A lost attempt's state, when one matches this run, before the model is wrapped for DDP.
+    resumer = Resumer(
+        config.resume_dir,
+        every_steps=config.resume_every_steps,
+        fingerprint=run_fingerprint(config, examples, world_size=world),
+        is_main_process=rank == 0,
+        report=report,
+    )
+    start = resumer.restore(model, optimizer, scheduler)
     if accelerator:
         model, optimizer = accelerator.prepare(model, optimizer)
 
-    def batches():
-        epoch = 0
+    def batches(epoch: int, skip: int):
+        """This process's batches from batch `skip` of `epoch` on, with their position."""
         while True:
             order = length_grouped_batches(
                 lengths, batch_tokens=batch_tokens, seed=config.seed + epoch
             )
+            # Every process takes every world_size-th batch of the same order; a remainder
+            # that cannot go to all of them is left out of that epoch.
             usable = len(order) - len(order) % world if world > 1 else len(order)
-            yield from order[rank:usable:world]
-            epoch += 1
+            mine = order[rank:usable:world]
+            for offset in range(skip, len(mine)):
+                yield epoch, offset, mine[offset]
+            epoch, skip = epoch + 1, 0
 
     report(0.0, f"training on {len(examples)} solutions, {total_batches} batches")
-    tokens = padded = labeled = 0
-    loss_sum = loss_count = 0.0
-    last_loss = float("nan")
-    started = time.perf_counter()
-    update = 0
-    stream = batches()
-    for index in range(total_batches):
-        batch = next(stream)
+    tokens, padded, labeled = start.tokens, start.padded_tokens, start.labeled_steps
+    loss_sum, loss_count, last_loss = start.loss_sum, start.loss_count, start.last_loss
+    started = time.perf_counter() - start.seconds
+    update = start.update
+    stream = batches(start.epoch, start.batch_in_epoch)
+    for index in range(start.batch_index, total_batches):
+        epoch, offset, batch = next(stream)
         collated = collate([examples[i] for i in batch.indices], pad_id=pad_id)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(
@@ -152,6 +165,16 @@ def train_reward_model(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             update += 1
+            if resumer.due(update) and index + 1 < total_batches:
+                resumer.save(
+                    Position(
+                        update, index + 1, epoch, offset + 1, tokens, padded, labeled,
+                        loss_sum, loss_count, last_loss, time.perf_counter() - started,
+                    ),
+                    accelerator.unwrap_model(model) if accelerator else model,
+                    optimizer,
+                    scheduler,
+                )  # fmt: skip
             if update % config.log_every == 0:
                 report(
                     0.9 * (index + 1) / total_batches,
