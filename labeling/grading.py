@@ -176,6 +176,18 @@ def grade_answer(given: str | None, reference: str) -> bool:
     return _grade(given, reference, _on_main_thread())
 
 
+def same_answer(first: str | None, second: str | None) -> bool:
+    """True when two final answers are the same answer (``\\frac{1}{2}``, ``1/2``, ``0.5``): the
+    grader's equivalence, for grouping answers such as majority voting. The two are always
+    compared in one order, so the result does not depend on which comes first."""
+    if first is None or second is None:
+        return False
+    if first == second:
+        return True
+    reference, given = sorted((first, second))
+    return grade_answer(given, reference)
+
+
 @lru_cache(maxsize=100_000)
 def _grade(given: str, reference: str, guarded: bool) -> bool:
     normalized_given = normalize_answer(given)

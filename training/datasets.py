@@ -162,7 +162,7 @@ def build_training_data(
         Solution.objects.filter(used)
         .order_by("id")
         .values_list(
-            "id", "problem_id", "problem__source_id", "problem__text", "grade", "is_pre_generated"
+            "id", "problem_id", "problem__source_id", "problem__text", "grade", "final_answer"
         )
         .iterator(chunk_size=STREAM_CHUNK)
     )
@@ -198,7 +198,7 @@ def build_training_data(
     data = TrainingData()
     stats: Counter[str] = Counter()
     labeling_ids: set[int] = set()
-    for solution_id, problem_id, source_id, problem_text, grade, _pre in solutions:
+    for solution_id, problem_id, source_id, problem_text, grade, final_answer in solutions:
         step_texts = [row[1] for row in steps.take(solution_id)]
         rows = labeled_steps.take(solution_id)
         labeling_ids.update(row[1] for row in rows)
@@ -206,6 +206,7 @@ def build_training_data(
             problem_id=str(problem_id),
             problem_text=problem_text,
             grade=grade,
+            final_answer=final_answer,
             step_texts=step_texts,
             rows=rows,
             gold=gold_by_solution.get(solution_id),
@@ -246,6 +247,7 @@ def _solution_examples(
     problem_id: str,
     problem_text: str,
     grade: str,
+    final_answer: str | None,
     step_texts: list[str],
     rows: list[tuple],
     gold: list[int] | None,
@@ -307,6 +309,7 @@ def _solution_examples(
                     ratings=[],
                     problem_id=problem_id,
                     is_correct=is_correct,
+                    answer=final_answer,
                 )
             ]
         stats["solutions_without_ratings"] += 1
@@ -318,6 +321,7 @@ def _solution_examples(
         ratings=ratings,
         problem_id=problem_id,
         is_correct=is_correct,
+        answer=final_answer,  # majority vote and best-of-N group solutions by it
     )
     if soft is not None and _HAS_SOFT:
         main.soft_ratings = soft[: len(ratings)]

@@ -259,3 +259,22 @@ def test_give_up_after_rating_every_candidate_keeps_them_all():
         ("So 4 = 5.", [None, None, -1]),
         ("So x = 3.", [None, None, -1]),
     ]
+
+
+def test_examples_carry_the_solution_final_answer_for_majority_vote():
+    from training.prm.evaluate import best_of_n, candidates_from
+
+    prob = f.problem()
+    for answer, grade in (("\\frac{1}{2}", "correct"), ("0.5", "correct"), ("2", "wrong")):
+        sol = f.solution(prob, [f"So it is {answer}.", f"# Answer\n\n{answer}"], grade=grade)
+        Solution.objects.filter(id=sol.id).update(final_answer=answer)
+        f.labeling(sol, [1, 1])
+    graded = f.solution(f.problem(), STEPS, grade=Solution.Grade.CORRECT)
+    Solution.objects.filter(id=graded.id).update(final_answer="6")
+
+    data = build_training_data(heldout_fraction=0.0, graded_up_to=graded.id)
+
+    assert [s.answer for s in data.train] == ["\\frac{1}{2}", "0.5", "2", "6"]
+    samples = data.train[:3]
+    table = best_of_n(candidates_from(samples, {}), ns=(3,), trials=1)
+    assert table["majority"][3] == 1.0

@@ -9,11 +9,17 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .data import LabeledSolution
-from .score import SolutionScores
+
+if TYPE_CHECKING:  # scoring needs torch; the metrics here do not
+    from .score import SolutionScores
+
+# (answer, answer) -> whether they are the same final answer
+SameAnswer = Callable[[str, str], bool]
 
 
 def _goodness(p: Sequence[float]) -> float:
@@ -140,15 +146,45 @@ def _expected_credit(candidates: Sequence[Candidate], winners: Sequence[int]) ->
     return sum(candidates[i].is_correct for i in winners) / len(winners)
 
 
-def _majority_credit(candidates: Sequence[Candidate]) -> float:
-    answered = [c for c in candidates if c.answer is not None]
-    if not answered:
+def grader_same_answer(first: str, second: str) -> bool:
+    """The platform grader's answer equivalence (`labeling/grading.py`, plain Python, no Django):
+    `\\frac{1}{2}`, `1/2` and `0.5` are one answer."""
+    from labeling.grading import same_answer
+
+    return same_answer(first, second)
+
+
+def answer_classes(
+    answers: Sequence[str | None], same_answer: SameAnswer = grader_same_answer
+) -> list[int | None]:
+    """A class id per answer, equal for answers that `same_answer` calls the same (None: no
+    answer). Each answer joins the first class whose first member it matches."""
+    firsts: list[str] = []
+    known: dict[str, int] = {}
+    out: list[int | None] = []
+    for answer in answers:
+        if answer is None:
+            out.append(None)
+            continue
+        if answer not in known:
+            match = next((i for i, first in enumerate(firsts) if same_answer(answer, first)), None)
+            if match is None:
+                match = len(firsts)
+                firsts.append(answer)
+            known[answer] = match
+        out.append(known[answer])
+    return out
+
+
+def _majority_credit(classes: Sequence[int | None], correct: Sequence[bool]) -> float:
+    """Expected correctness of the most common answer class, ties broken uniformly at random."""
+    counts = Counter(c for c in classes if c is not None)
+    if not counts:
         return 0.0
-    counts = Counter(c.answer for c in answered)
     top = max(counts.values())
-    tied = [a for a, n in counts.items() if n == top]
-    correct_answers = {c.answer for c in answered if c.is_correct}
-    return sum(a in correct_answers for a in tied) / len(tied)
+    tied = [c for c, n in counts.items() if n == top]
+    correct_classes = {c for c, ok in zip(classes, correct, strict=True) if ok and c is not None}
+    return sum(c in correct_classes for c in tied) / len(tied)
 
 
 def _best_credit(candidates: Sequence[Candidate], method: str) -> float:
@@ -164,13 +200,15 @@ def best_of_n(
     trials: int = 400,
     seed: int = 0,
     methods: Sequence[str] | None = None,
+    same_answer: SameAnswer = grader_same_answer,
 ) -> dict[str, dict[int, float]]:
     """Share of problems solved when picking 1 of N samples, averaged over `trials` subsamples.
 
     For every N and trial each problem contributes a random subset of N of its candidates (all
     of them when it has N or fewer; then trials add nothing). Each scorer in `methods` (default:
     every key of the candidates' `scores`) picks its highest-scored candidate; "majority" picks
-    the most common answer. Ties count as the expected value of a uniform random pick.
+    the most common answer, answers grouped by `same_answer` (the grader's equivalence by
+    default). Ties count as the expected value of a uniform random pick.
     Returns {method: {N: accuracy}}.
     """
     problems = [list(p) for p in problems if p]
@@ -180,20 +218,24 @@ def best_of_n(
         raise ValueError("trials must be >= 1")
     if methods is None:
         methods = sorted({k for p in problems for c in p for k in c.scores})
+    classes = [answer_classes([c.answer for c in p], same_answer) for p in problems]
     rng = random.Random(seed)
     table: dict[str, dict[int, float]] = {m: {} for m in [*methods, "majority"]}
     for n in ns:
         if n < 1:
             raise ValueError("every N must be >= 1")
         sums = dict.fromkeys(table, 0.0)
-        for candidates in problems:
+        for candidates, answer_class in zip(problems, classes, strict=True):
             exact = len(candidates) <= n
             for _ in range(1 if exact else trials):
-                sample = candidates if exact else rng.sample(candidates, n)
+                picked = range(len(candidates)) if exact else rng.sample(range(len(candidates)), n)
+                sample = [candidates[i] for i in picked]
                 weight = trials if exact else 1
                 for method in methods:
                     sums[method] += weight * _best_credit(sample, method)
-                sums["majority"] += weight * _majority_credit(sample)
+                sums["majority"] += weight * _majority_credit(
+                    [answer_class[i] for i in picked], [c.is_correct for c in sample]
+                )
         for method in table:
             table[method][n] = sums[method] / (trials * len(problems))
     return table
