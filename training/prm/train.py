@@ -36,13 +36,24 @@ class TrainResult:
     metrics: dict
 
 
-def _accelerator():
-    """An `accelerate.Accelerator` when launched on several processes, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+def _accelerator(device: str | None = None):
+    """An `accelerate.Accelerator` when launched on several processes, else None.
+
+    Launched by `torchrun` or `accelerate launch`. Without CUDA (or with device 'cpu') the
+    processes all-reduce over gloo: accelerate picks its multi-CPU mode only when told `cpu=True`
+    and would otherwise let every process train alone, so the process count is checked.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
         return None
     from accelerate import Accelerator
 
-    return Accelerator()
+    accelerator = Accelerator(cpu=(device or "").startswith("cpu") or not torch.cuda.is_available())
+    if accelerator.num_processes != world:
+        raise RuntimeError(
+            f"WORLD_SIZE is {world} but accelerate set up {accelerator.num_processes} process(es)"
+        )
+    return accelerator
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor):
@@ -61,7 +72,7 @@ def train_reward_model(
     config.validate()
     report = progress or (lambda fraction, message: None)
     torch.manual_seed(config.seed)
-    accelerator = _accelerator()
+    accelerator = _accelerator(config.device)
     device = accelerator.device if accelerator else resolve_device(config.device)
     bf16 = device.type == "cuda" if config.bf16 is None else config.bf16
 
@@ -131,9 +142,27 @@ def train_reward_model(
             epoch, skip = epoch + 1, 0
 
     report(0.0, f"training on {len(examples)} solutions, {total_batches} batches")
-    tokens, padded, labeled = start.tokens, start.padded_tokens, start.labeled_steps
-    loss_sum, loss_count, last_loss = start.loss_sum, start.loss_count, start.last_loss
+    tokens = padded = labeled = 0
+    loss_sum = loss_count = 0.0
+    last_loss = start.last_loss
     started = time.perf_counter() - start.seconds
+
+    def totals() -> tuple[int, int, int, float, float]:
+        """Tokens, padded tokens, labeled steps, loss sum and count over every process and attempt.
+
+        A collective call under DDP: every process must make it at the same point.
+        """
+        mine = torch.tensor(
+            [tokens, padded, labeled, loss_sum, loss_count], dtype=torch.float64, device=device
+        )
+        if accelerator:
+            mine = accelerator.reduce(mine, reduction="sum")
+        t, p, n, s, c = mine.tolist()
+        return (
+            int(t) + start.tokens, int(p) + start.padded_tokens, int(n) + start.labeled_steps,
+            s + start.loss_sum, c + start.loss_count,
+        )  # fmt: skip
+
     update = start.update
     stream = batches(start.epoch, start.batch_in_epoch)
     for index in range(start.batch_index, total_batches):
@@ -168,8 +197,8 @@ def train_reward_model(
             if resumer.due(update) and index + 1 < total_batches:
                 resumer.save(
                     Position(
-                        update, index + 1, epoch, offset + 1, tokens, padded, labeled,
-                        loss_sum, loss_count, last_loss, time.perf_counter() - started,
+                        update, index + 1, epoch, offset + 1, *totals(), last_loss,
+                        time.perf_counter() - started,
                     ),
                     accelerator.unwrap_model(model) if accelerator else model,
                     optimizer,
@@ -183,19 +212,20 @@ def train_reward_model(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
+    tokens, padded, labeled, loss_sum, loss_count = totals()
     metrics: dict = {
         "objective": config.objective,
         "train_loss": loss_sum / max(1.0, loss_count),
         "final_loss": last_loss,
         "examples": len(examples),
         "optimizer_steps": update,
-        "tokens": tokens * world,
-        "padded_tokens": padded * world,
+        "tokens": tokens,
+        "padded_tokens": padded,
         "padding_fraction": 1.0 - tokens / max(1, padded),
-        "labeled_steps": labeled * world,
+        "labeled_steps": labeled,
         "seconds": seconds,
-        "tokens_per_s": tokens * world / max(seconds, 1e-9),
-        "labeled_steps_per_s": labeled * world / max(seconds, 1e-9),
+        "tokens_per_s": tokens / max(seconds, 1e-9),
+        "labeled_steps_per_s": labeled / max(seconds, 1e-9),
         "device": str(device),
         "bf16": bf16,
         "world_size": world,
@@ -204,7 +234,7 @@ def train_reward_model(
         accelerator.wait_for_everyone()
         model = accelerator.unwrap_model(model)
     model.eval()
-    if validation:
+    if validation and (accelerator is None or accelerator.is_main_process):
         report(0.92, "evaluating on validation data")
         metrics.update(_validation_metrics(model, tokenizer, validation, config, device))
     meta = {
@@ -279,11 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         solutions = make_world(args.synthetic, 8, seed=config.seed)
     train, held = split_by_problem(solutions, held_out_fraction=args.held_out, seed=config.seed)
 
+    main_process = int(os.environ.get("RANK", "0")) == 0  # one report under torchrun
+
     def progress(fraction: float, message: str) -> None:
-        print(f"[{fraction:6.1%}] {message}", file=sys.stderr, flush=True)
+        if main_process:
+            print(f"[{fraction:6.1%}] {message}", file=sys.stderr, flush=True)
 
     result = train_reward_model(train, config, validation=held or None, progress=progress)
-    print(json.dumps({"checkpoint_dir": result.checkpoint_dir, **result.metrics}, indent=2))
+    if main_process:
+        print(json.dumps({"checkpoint_dir": result.checkpoint_dir, **result.metrics}, indent=2))
     return 0
 
 
