@@ -759,13 +759,16 @@ def evaluate_prm_version(
 ) -> dict[str, Any]:
     """Held-out metrics of a finished version (on its own snapshot), optionally ProcessBench.
 
-    The ProcessBench threshold is chosen on the held-out labels, never on ProcessBench itself.
+    ProcessBench follows the benchmark's protocol: the threshold is chosen on the held-out labels
+    (leaving out any problem of the benchmark file), never on the benchmark, and F1 is reported
+    on the whole file except records of problems the version was trained on (counted).
     Results are stored under `metrics["evaluation"]`.
     """
-    from training.prm.evaluate import (
-        choose_threshold,
-        first_error_metrics,
-        predict_first_error,
+    from training.prm.evaluate import choose_threshold
+    from training.prm.processbench import (
+        evaluate_processbench,
+        load_processbench,
+        problem_text_key,
     )
     from training.prm.score import RewardModelScorer
 
@@ -776,24 +779,30 @@ def evaluate_prm_version(
     result = _heldout_metrics(version.checkpoint_path, data)
     report(0.5, "held-out metrics done")
     if processbench_path:
-        items = json.loads(Path(processbench_path).read_text())
+        items = load_processbench(processbench_path)
+        benchmark = {problem_text_key(item["problem"]) for item in items}
+        trained = {problem_text_key(s.problem) for s in data.train}
+        kept = [item for item in items if problem_text_key(item["problem"]) not in trained]
         scorer = RewardModelScorer.from_checkpoint(version.checkpoint_path)
         labeled = [(s, _first_error(s)) for s in data.heldout_main]
-        labeled = [(s, e) for s, e in labeled if e is not None]
+        labeled = [
+            (s, e)
+            for s, e in labeled
+            if e is not None and problem_text_key(s.problem) not in benchmark
+        ]
         if labeled:
             val_scores = scorer.score([(s.problem, s.steps) for s, _ in labeled])
             threshold = choose_threshold(val_scores, [e for _, e in labeled])
             threshold_source = "held-out labels"
         else:
             threshold, threshold_source = 0.5, "default (no held-out labels)"
-        scores = scorer.score([(item["problem"], list(item["steps"])) for item in items])
-        predicted = predict_first_error(scores, threshold)
         result["processbench"] = {
             "file": str(processbench_path),
             "items": len(items),
-            "threshold": threshold,
+            "excluded_trained_problems": len(items) - len(kept),
             "threshold_source": threshold_source,
-            **first_error_metrics(predicted, [int(item["label"]) for item in items]),
+            "n_threshold_solutions": len(labeled),
+            **evaluate_processbench(scorer, kept, threshold=threshold),
         }
     report(0.95, "storing metrics")
     with transaction.atomic():
