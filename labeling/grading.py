@@ -31,6 +31,11 @@ SYMBOLIC_TIMEOUT_S = 3
 MAX_UNGUARDED_LENGTH = 200
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# GSM8K's final-answer line, "#### 72". Markdown headings ("#### Step 2: ...") also start with
+# four hashes, so the line counts only when what follows starts like a value.
+_GSM8K_LINE = re.compile(r"^[ \t]*####[ \t]*(?!#)(.*?)[ \t]*$", re.M)
+_ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?\s*", re.I)
+_VALUE_START = re.compile(r"^(?:[-+$.(\[{]|\\|\d)")
 _SPACING = re.compile(r"\\[,;:]|\\ |~|\\quad|\\qquad|\\displaystyle")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree")
 _TEXT_ONLY = re.compile(r"^\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}$")
@@ -48,8 +53,9 @@ _RISKY = re.compile(r"\^\s*\{?\s*-?\d{4,}|\^\s*\{[^}]*\^|\d{4,}\s*!|\\underbrace
 
 
 def extract_final_answer(steps: list[str]) -> str | None:
-    """The solution's final answer: the text after the ``# Answer`` line of the last step,
-    else the content of the last ``\\boxed{...}`` in the solution, else None."""
+    """The solution's final answer: the text after the ``# Answer`` line of the last step, else
+    the last answer the solution marks, a GSM8K ``#### 72`` line or a ``\\boxed{...}`` (the
+    later one in the text), else None."""
     if not steps:
         return None
     last = steps[-1]
@@ -59,14 +65,40 @@ def extract_final_answer(steps: list[str]) -> str | None:
             answer = "\n".join(lines[index + 1 :]).strip()
             return answer or None
     for step in reversed(steps):
-        boxed = last_boxed(step)
-        if boxed is not None:
-            return boxed
+        marked = _last_marked_answer(step)
+        if marked is not None:
+            return marked
+    return None
+
+
+def _last_marked_answer(text: str) -> str | None:
+    gsm8k = _last_gsm8k_answer(text)
+    boxed = _last_boxed_match(text)
+    if gsm8k is None:
+        return None if boxed is None else boxed[1]
+    if boxed is None or gsm8k[0] > boxed[0]:
+        return gsm8k[1]
+    return boxed[1]
+
+
+def _last_gsm8k_answer(text: str) -> tuple[int, str] | None:
+    """(offset, answer) of the last ``#### value`` line; headings are skipped."""
+    if "####" not in text:
+        return None
+    for match in reversed(list(_GSM8K_LINE.finditer(text))):
+        answer = _ANSWER_PREFIX.sub("", match.group(1)).strip().rstrip(".").strip()
+        if answer and _VALUE_START.match(answer):
+            return match.start(), answer
     return None
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` (braces balanced), or None."""
+    found = _last_boxed_match(text)
+    return None if found is None else found[1]
+
+
+def _last_boxed_match(text: str) -> tuple[int, str] | None:
     matches = list(_BOXED.finditer(text))
     for match in reversed(matches):
         depth = 1
@@ -79,16 +111,17 @@ def last_boxed(text: str) -> str | None:
                 depth -= 1
                 if depth == 0:
                     content = text[start:position].strip()
-                    return content or None
+                    return (match.start(), content) if content else None
     return None
 
 
 def normalize_answer(answer: str) -> str:
     """Light, meaning-preserving clean-up applied before comparing two answers."""
     text = answer.strip()
-    boxed = last_boxed(text) if "\\boxed" in text or "\\fbox" in text else None
-    if boxed is not None:
-        text = boxed
+    # A whole worked solution given as the answer (GSM8K's answer field, a model's last step).
+    marked = _last_marked_answer(text) if "####" in text or "box" in text else None
+    if marked is not None:
+        text = marked
     text = text.strip().strip("$").strip()
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = text.replace("\\left", "").replace("\\right", "")
