@@ -13,10 +13,13 @@ The loop of the paper's small-scale study, in memory and without Django:
 
 The data-efficiency ratio compares the two quality-vs-labels curves (see ``efficiency_ratio``).
 
-Training, scoring and selection are injected (``Trainer``, ``Selector``) so the loop itself can be
-tested with hand-made parts; ``default_trainer`` wires in ``training.prm``, and
-``uniform_selector`` / ``convincing_wrong_answer_selector`` the pure functions of
-``active_learning.strategies`` (the ones rounds use; pool ids stand in for solution ids).
+Training and where an arm keeps its labels are injected, so the loop itself can be tested with
+hand-made parts. ``default_trainer`` wires in ``training.prm``. An arm's *store* selects, records
+labels and hands back the training data: ``memory_store`` does it in Python with the pure
+functions of ``active_learning.strategies``; ``active_learning.simulation_db`` does it with the
+platform's own pieces (its tables, the SQL selection of ``active_learning.selection`` and the
+training-data builder of ``training.datasets``), which is what ``simulate_rounds`` runs. Both
+number candidates by their index in the pool, so for the same input they pick the same batch.
 """
 
 from __future__ import annotations
@@ -27,17 +30,15 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from active_learning.strategies import (
-    DEFAULT_WRONG_SHARE,
-    Candidate,
-    convincing_wrong_answer,
-    uniform,
-)
+from active_learning.stats import BootstrapInterval, geometric_mean, percentile_bootstrap
+from active_learning.strategies import DEFAULT_WRONG_SHARE, Candidate
+from active_learning.strategies import select as select_strategy
 
 # A negative step is one the labeling PRM gives more than this probability of being negative
 # (the paper's rule for letting PRM_large stand in for people).
@@ -54,9 +55,55 @@ class Scorer(Protocol):
 # (labeled solutions so far, seed, work directory) -> a scorer for the freshly trained model
 Trainer = Callable[[list[Any], int, Path], Scorer]
 
-# (candidates, their pool ids, their PRM scores or None, how many, seed) -> chosen pool ids,
-# most wanted first
-Selector = Callable[[list[Any], list[int], list[Any] | None, int, int], list[int]]
+
+class ArmStore(Protocol):
+    """Where one arm keeps its labels and how it picks the next batch.
+
+    Candidates are named by their index in the pool.
+    """
+
+    def select(
+        self,
+        strategy: str,
+        pool_ids: list[int],
+        scores: list[Any] | None,
+        size: int,
+        seed: int,
+        *,
+        model_dir: str = "",
+    ) -> list[int]:
+        """Up to ``size`` of the unlabeled ``pool_ids`` (most wanted first); ``scores`` are the
+        arm's latest PRM scores of those candidates, None when the arm has no PRM yet, and
+        ``model_dir`` where that PRM's trainer wrote it."""
+        ...
+
+    def record(self, pool_ids: list[int], ratings: list[list[int]]) -> None:
+        """Store the oracle's ratings of these pool solutions."""
+        ...
+
+    def training_data(self) -> list[Any]:
+        """Every label recorded so far, as training examples (``LabeledSolution``)."""
+        ...
+
+
+# (arm name, pool) -> a context in which the arm's store lives (the database store rolls back)
+StoreFactory = Callable[[str, list[Any]], AbstractContextManager[ArmStore]]
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    """The active arm's selection: the paper's 80/20 split, at most ``per_problem_cap`` solutions
+    of one problem per batch (None = no cap). Uniform batches have no cap."""
+
+    wrong_share: float = DEFAULT_WRONG_SHARE
+    per_problem_cap: int | None = 2
+
+    def strategy_params(self, strategy: str, seed: int) -> dict[str, Any]:
+        if strategy == "uniform":
+            return {"seed": seed}
+        if strategy == "convincing_wrong_answer":
+            return {"wrong_share": self.wrong_share, "per_problem_cap": self.per_problem_cap}
+        raise ValueError(f"the simulation has no {strategy!r} arm")
 
 
 # ------------------------------------------------------------------------------------ oracles
@@ -232,6 +279,99 @@ def ratio_at_uniform_best(
     )
 
 
+@dataclass
+class SeedsSummary:
+    """The efficiency ratio of several paired seeds and a bootstrap interval over the seeds.
+
+    Per seed the ratio is ``efficiency_ratio`` on ``metric``: labels uniform needs to reach the
+    best (= final, on the running maximum) quality active reaches, over the labels active needed.
+    A seed where uniform never gets there counts with its lower bound (uniform's budget over
+    active's labels), which understates active learning; ``censored`` says how many did.
+    The interval is a percentile bootstrap of the geometric mean over seeds.
+    """
+
+    metric: str
+    seeds: list[int]
+    ratios: list[EfficiencyRatio]
+    interval: BootstrapInterval | None
+
+    @property
+    def values(self) -> list[float]:
+        return [value for r in self.ratios if (value := _ratio_value(r)) is not None]
+
+    @property
+    def censored(self) -> int:
+        return sum(1 for r in self.ratios if r.ratio is None and r.ratio_lower_bound is not None)
+
+    def describe(self) -> str:
+        if self.interval is None:
+            return f"{len(self.values)} seed(s) with a defined ratio: too few for an interval"
+        verdict = "excludes" if self.interval.excludes(1.0) else "includes"
+        return (
+            f"data efficiency on {self.metric} over {self.interval.n} seeds: geometric mean "
+            f"{self.interval.describe()}; the interval {verdict} 1.0 ({self.censored} seed(s) "
+            "counted at their lower bound)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "seeds": self.seeds,
+            "ratios": [dataclasses.asdict(r) for r in self.ratios],
+            "values": self.values,
+            "censored": self.censored,
+            "interval": None if self.interval is None else dataclasses.asdict(self.interval),
+        }
+
+
+def _ratio_value(ratio: EfficiencyRatio) -> float | None:
+    return ratio.ratio if ratio.ratio is not None else ratio.ratio_lower_bound
+
+
+def summarize_seeds(
+    results: Sequence[SimulationResult],
+    metric: str | None = None,
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+) -> SeedsSummary:
+    """Per-seed efficiency ratios of paired runs and the bootstrap interval of their mean."""
+    if not results:
+        raise ValueError("no simulation results to summarize")
+    metric = metric or results[0].settings.metric
+    ratios = [r.ratio(metric) for r in results]
+    summary = SeedsSummary(
+        metric=metric, seeds=[r.settings.seed for r in results], ratios=ratios, interval=None
+    )
+    values = summary.values
+    if len(values) >= 2:
+        summary.interval = percentile_bootstrap(
+            values, geometric_mean, resamples=resamples, confidence=confidence
+        )
+    return summary
+
+
+def write_summary(summary: SeedsSummary, results: Sequence[SimulationResult], out: Path) -> Path:
+    """summary.md and summary.json under out: one line per seed and the interval."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Data efficiency over {len(results)} paired seeds ({summary.metric})",
+        "",
+        "| seed | ratio at active's best | read at uniform's best |",
+        "|---|---|---|",
+    ]
+    for result, ratio in zip(results, summary.ratios, strict=True):
+        reverse = ratio_at_uniform_best(
+            result.curve("active", summary.metric), result.curve("uniform", summary.metric)
+        )
+        lines.append(f"| {result.settings.seed} | {ratio.describe()} | {reverse} |")
+    lines += ["", summary.describe(), ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -330,78 +470,95 @@ def simulate(
     heldout: list[Any],
     oracle: Any,
     trainer: Trainer,
-    select_uniform: Selector,
-    select_active: Selector,
+    stores: StoreFactory,
     step_metrics: Callable[[list[Any], list[Any]], dict],
     settings: SimulationSettings,
     workdir: Path,
     log: Callable[[str], None] = lambda message: None,
 ) -> SimulationResult:
-    """Run both arms and return one row per (arm, round). Deterministic for a given seed."""
+    """Run both arms and return one row per (arm, round). Deterministic for a given seed.
+
+    Each arm gets its own store from ``stores``; the second arm's round 1 records the first
+    arm's round-1 batch and reuses its model, so the two arms start from the same data.
+    """
     check_budget(settings, pool_size=len(pool), heldout_size=len(heldout))
     result = SimulationResult(settings=settings)
-    # Round 1 of the first arm: (labeled ids, training set, row, trained scorer).
-    shared_first: tuple[list[int], list[Any], RoundResult, Scorer] | None = None
+    # Round 1 of the first arm: (picked pool ids, their labels, row, trained scorer).
+    shared_first: tuple[list[int], list[list[int]], RoundResult, Scorer] | None = None
 
     for arm in ARMS:
-        labeled_ids: list[int] = []
-        training: list[Any] = []
-        scorer: Scorer | None = None
-        for round_number in range(1, settings.rounds + 1):
-            round_seed = settings.seed * 1000 + round_number
-            if round_number == 1 and shared_first is not None:
-                # Same seed, same uniform pick: reuse the other arm's round 1 as is.
-                labeled_ids, training = list(shared_first[0]), list(shared_first[1])
-                row = dataclasses.replace(shared_first[2], arm=arm)
-                scorer = shared_first[3]
+        with stores(arm, pool) as store:
+            labeled_ids: list[int] = []
+            steps_labeled = 0
+            scorer: Scorer | None = None
+            model_dir = ""
+            for round_number in range(1, settings.rounds + 1):
+                round_seed = settings.seed * 1000 + round_number
+                if round_number == 1 and shared_first is not None:
+                    # Same seed, same uniform pick: the other arm's round 1, recorded again.
+                    picked, labels, first_row, scorer = shared_first
+                    model_dir = str(workdir / f"{ARMS[0]}-round1")
+                    store.record(list(picked), [list(r) for r in labels])
+                    labeled_ids = list(picked)
+                    steps_labeled = first_row.steps_labeled
+                    row = dataclasses.replace(first_row, arm=arm)
+                    result.rows.append(row)
+                    log(_row_line(row))
+                    continue
+                taken = set(labeled_ids)
+                remaining = [i for i in range(len(pool)) if i not in taken]
+                scores = None
+                strategy = "uniform"
+                if arm == "active" and scorer is not None:
+                    strategy = "convincing_wrong_answer"
+                    scores = list(
+                        scorer.score([(pool[i].problem, list(pool[i].steps)) for i in remaining])
+                    )
+                picked = store.select(
+                    strategy,
+                    remaining,
+                    scores,
+                    settings.per_round,
+                    round_seed,
+                    model_dir=model_dir,
+                )
+                if (
+                    len(set(picked)) != len(picked)
+                    or len(picked) > settings.per_round
+                    or not taken.isdisjoint(picked)
+                    or not set(picked) <= set(remaining)
+                ):
+                    raise ValueError(
+                        f"the {strategy} selection returned an invalid batch: {picked}"
+                    )
+                batch = [pool[i] for i in picked]
+                labels = [list(r) for r in oracle.label(batch)]
+                store.record(list(picked), labels)
+                labeled_ids.extend(picked)
+                steps_labeled += sum(len(r) for r in labels)
+                training = store.training_data()
+
+                started = time.perf_counter()
+                model_dir = str(workdir / f"{arm}-round{round_number}")
+                scorer = trainer(training, settings.seed, Path(model_dir))
+                train_seconds = time.perf_counter() - started
+                quality = evaluate(scorer, heldout, step_metrics)
+                row = RoundResult(
+                    arm=arm,
+                    round=round_number,
+                    strategy=strategy,
+                    solutions_labeled=len(labeled_ids),
+                    steps_labeled=steps_labeled,
+                    wrong_answer_share=_share(batch, lambda s: s.is_correct is False),
+                    negative_share=_share(labels, lambda r: -1 in r),
+                    step_auroc=quality["step_auroc"],
+                    best_of_n=quality["best_of_n"],
+                    train_seconds=round(train_seconds, 2),
+                )
                 result.rows.append(row)
                 log(_row_line(row))
-                continue
-            taken = set(labeled_ids)
-            remaining = [i for i in range(len(pool)) if i not in taken]
-            candidates = [pool[i] for i in remaining]
-            if arm == "active" and scorer is not None:
-                strategy = "convincing_wrong_answer"
-                cand_scores = scorer.score([(s.problem, list(s.steps)) for s in candidates])
-                picked = select_active(
-                    candidates, remaining, list(cand_scores), settings.per_round, round_seed
-                )
-            else:
-                strategy = "uniform"
-                picked = select_uniform(candidates, remaining, None, settings.per_round, round_seed)
-            if (
-                len(set(picked)) != len(picked)
-                or len(picked) > settings.per_round
-                or not taken.isdisjoint(picked)
-                or not set(picked) <= set(remaining)
-            ):
-                raise ValueError(f"the {strategy} selector returned an invalid batch: {picked}")
-            batch = [pool[i] for i in picked]
-            labels = oracle.label(batch)
-            for pool_id, solution, ratings in zip(picked, batch, labels, strict=True):
-                labeled_ids.append(pool_id)
-                training.append(dataclasses.replace(solution, ratings=list(ratings)))
-
-            started = time.perf_counter()
-            scorer = trainer(list(training), settings.seed, workdir / f"{arm}-round{round_number}")
-            train_seconds = time.perf_counter() - started
-            quality = evaluate(scorer, heldout, step_metrics)
-            row = RoundResult(
-                arm=arm,
-                round=round_number,
-                strategy=strategy,
-                solutions_labeled=len(training),
-                steps_labeled=sum(len(s.ratings) for s in training),
-                wrong_answer_share=_share(batch, lambda s: s.is_correct is False),
-                negative_share=_share(labels, lambda r: -1 in r),
-                step_auroc=quality["step_auroc"],
-                best_of_n=quality["best_of_n"],
-                train_seconds=round(train_seconds, 2),
-            )
-            result.rows.append(row)
-            log(_row_line(row))
-            if round_number == 1 and shared_first is None:
-                shared_first = (list(labeled_ids), list(training), row, scorer)
+                if round_number == 1 and shared_first is None:
+                    shared_first = (list(picked), labels, row, scorer)
     return result
 
 
@@ -584,32 +741,54 @@ def _candidates(solutions: list[Any], ids: list[int], scores: list[Any] | None) 
     ]
 
 
-def uniform_selector() -> Selector:
-    """Seeded uniform selection with ``strategies.uniform`` (the round seed is its seed)."""
+class MemoryStore:
+    """An arm's labels in a Python list, selected by the pure ``strategies`` functions.
 
-    def select(solutions: list[Any], ids: list[int], scores: Any, k: int, seed: int) -> list[int]:
-        return [p.solution_id for p in uniform(_candidates(solutions, ids, None), k, seed=seed)]
+    The reference for ``simulation_db.DatabaseStore`` (same picks for the same input) and the
+    fast store for tests of the loop.
+    """
 
-    return select
+    def __init__(self, pool: list[Any], params: SelectionParams) -> None:
+        self.pool = pool
+        self.params = params
+        self._training: list[Any] = []
 
-
-def convincing_wrong_answer_selector(
-    *, wrong_share: float = DEFAULT_WRONG_SHARE, per_problem_cap: int | None = 2
-) -> Selector:
-    """The paper's selection with ``strategies.convincing_wrong_answer`` over the whole pool."""
-
-    def select(solutions: list[Any], ids: list[int], scores: Any, k: int, seed: int) -> list[int]:
-        if scores is None:
-            raise ValueError("convincing wrong answer needs PRM scores")
-        picks = convincing_wrong_answer(
-            _candidates(solutions, ids, scores),
-            k,
-            wrong_share=wrong_share,
-            per_problem_cap=per_problem_cap,
+    def select(
+        self,
+        strategy: str,
+        pool_ids: list[int],
+        scores: list[Any] | None,
+        size: int,
+        seed: int,
+        *,
+        model_dir: str = "",
+    ) -> list[int]:
+        del model_dir
+        if strategy != "uniform" and scores is None:
+            raise ValueError(f"{strategy} needs PRM scores")
+        candidates = _candidates([self.pool[i] for i in pool_ids], pool_ids, scores)
+        picks = select_strategy(
+            candidates, size, strategy, self.params.strategy_params(strategy, seed)
         )
         return [p.solution_id for p in picks]
 
-    return select
+    def record(self, pool_ids: list[int], ratings: list[list[int]]) -> None:
+        for pool_id, labels in zip(pool_ids, ratings, strict=True):
+            self._training.append(dataclasses.replace(self.pool[pool_id], ratings=list(labels)))
+
+    def training_data(self) -> list[Any]:
+        return list(self._training)
+
+
+def memory_store(params: SelectionParams | None = None) -> StoreFactory:
+    """Each arm keeps its labels in memory (no database)."""
+
+    @contextmanager
+    def open_store(arm: str, pool: list[Any]) -> Iterator[ArmStore]:
+        del arm
+        yield MemoryStore(pool, params or SelectionParams())
+
+    return open_store
 
 
 def set_seed(seed: int) -> None:

@@ -126,7 +126,7 @@ def test_an_empty_database_is_a_clear_error():
 
 
 @pytest.mark.slow
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_quick_run_with_imported_labels(tmp_path):
     import csv
 

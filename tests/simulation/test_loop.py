@@ -8,11 +8,11 @@ import pytest
 
 from active_learning.simulation import (
     KnownCorrectnessOracle,
+    SelectionParams,
     SimulationSettings,
-    convincing_wrong_answer_selector,
     load_result,
+    memory_store,
     simulate,
-    uniform_selector,
     write_report,
 )
 
@@ -24,6 +24,7 @@ class Sol:
     ratings: list[int | None]
     problem_id: str = ""
     is_correct: bool | None = None
+    answer: str | None = None
 
 
 @dataclass
@@ -46,22 +47,21 @@ def make_pool(problems: int, samples: int) -> list[Sol]:
             wrong = s % 2 == 1
             steps = [f"p{p}s{s}t{t}" for t in range(1 + (p + s) % 4)]
             ratings = [1] * (len(steps) - 1) + [-1 if wrong else 1]
-            pool.append(Sol(f"problem {p}", steps, ratings, f"p{p}", not wrong))
+            pool.append(Sol(f"problem {p}", steps, ratings, f"p{p}", not wrong, str(s % 2)))
     return pool
 
 
-def run(tmp_path, trainings, rounds=3, per_round=5, seed=0):
+def run(tmp_path, trainings, rounds=3, per_round=5, seed=0, stores=None, pool=None):
     def trainer(labeled, seed, workdir):
         trainings.append([(s.steps[0], list(s.ratings)) for s in labeled])
         return LengthScorer()
 
     return simulate(
-        pool=make_pool(10, 4),
+        pool=pool or make_pool(10, 4),
         heldout=make_pool(3, 4),
         oracle=KnownCorrectnessOracle(),
         trainer=trainer,
-        select_uniform=uniform_selector(),
-        select_active=convincing_wrong_answer_selector(per_problem_cap=1),
+        stores=stores or memory_store(SelectionParams(per_problem_cap=1)),
         step_metrics=lambda scores, labeled: {"step_auroc": 0.5 + 0.01 * len(trainings)},
         settings=SimulationSettings(rounds=rounds, per_round=per_round, seed=seed),
         workdir=tmp_path,

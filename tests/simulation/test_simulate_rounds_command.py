@@ -1,4 +1,8 @@
-"""`manage.py simulate_rounds --quick` end to end: real tiny PRMs trained on CPU, real outputs."""
+"""`manage.py simulate_rounds --quick` end to end: real tiny PRMs trained on CPU, real outputs.
+
+The arms run in a scratch database the command creates and drops, so these tests commit
+(``transaction=True``): the command has to leave the test database as it found it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from django.core.management.base import CommandError
 
 
 @pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_quick_run_writes_table_plot_and_ratio(tmp_path):
     import torch
 
@@ -46,9 +51,21 @@ def test_quick_run_writes_table_plot_and_ratio(tmp_path):
     assert (out / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data efficiency on step_auroc (headline)" in (out / "simulation.md").read_text()
     assert "data efficiency (step_auroc):" in log
+    # the scratch database is gone and the test database untouched
+    assert "the arms run in the scratch database" in log
+    from django.db import connection
+
+    from labeling.models import Labeling, Solution
+
+    assert not Solution.objects.exists() and not Labeling.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ["%_sim_%"])
+        scratch_left = cursor.fetchone()[0]
+    assert scratch_left == 0
 
 
 @pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_quick_run_with_a_prm_as_labeler(tmp_path):
     stdout = io.StringIO()
     call_command(
@@ -99,6 +116,7 @@ def test_a_budget_beyond_the_pool_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_same_seed_same_table(tmp_path):
     # One round keeps it short; it still builds, trains and evaluates a real model twice.
     for name in ("first", "second"):
@@ -116,3 +134,35 @@ def test_same_seed_same_table(tmp_path):
     first = (tmp_path / "first" / "simulation.csv").read_text()
     assert first == (tmp_path / "second" / "simulation.csv").read_text()
     assert len(first.splitlines()) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_paired_seeds_write_a_summary_with_a_bootstrap_interval(tmp_path):
+    stdout = io.StringIO()
+    call_command(
+        "simulate_rounds",
+        "--quick",
+        "--seeds",
+        "1",
+        "2",
+        "--out",
+        str(tmp_path),
+        stdout=stdout,
+    )
+    for seed in (1, 2):
+        assert (tmp_path / f"seed-{seed}" / "simulation.csv").exists()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seeds"] == [1, 2] and len(summary["ratios"]) == 2
+    interval = summary["interval"]
+    assert interval["resamples"] == 2000 and interval["n"] == 2
+    assert interval["low"] <= interval["estimate"] <= interval["high"]
+    # with two seeds the resampled geometric means lie between the two values
+    assert min(summary["values"]) == pytest.approx(interval["low"])
+    assert "percentile bootstrap" in (tmp_path / "summary.md").read_text()
+    assert "over 2 seeds" in stdout.getvalue()
+
+
+def test_repeated_seeds_are_refused(tmp_path):
+    with pytest.raises(CommandError, match="--seeds must not repeat a seed"):
+        call_command("simulate_rounds", "--quick", "--seeds", "1", "1", "--out", str(tmp_path))

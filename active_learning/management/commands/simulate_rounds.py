@@ -1,15 +1,22 @@
 """`python manage.py simulate_rounds`: active vs uniform selection with an oracle labeler.
 
 The loop itself lives in ``active_learning.simulation`` (no Django); this command builds the pool,
-the held-out set, the oracle and the tiny backbone, runs it and writes the report.
+the held-out set, the oracle and the tiny backbone, and runs the loop on the platform's own pieces
+(``active_learning.simulation_db``: tables, SQL selection, training-data builder) in a scratch
+database it creates next to the configured one and drops at the end, so the platform's data is
+never read by the arms nor written. ``--seeds`` runs several paired seeds and adds the bootstrap
+interval of the data-efficiency ratio over them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +86,20 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--seed", type=int, default=0, help="seeds worlds, selection and training"
+        )
+        parser.add_argument(
+            "--seeds",
+            type=int,
+            nargs="+",
+            help="run these paired seeds one after the other (instead of --seed): each writes "
+            "its report under OUT/seed-N, and OUT/summary.md gives every seed's ratio and a "
+            "percentile-bootstrap interval of their geometric mean",
+        )
+        parser.add_argument(
+            "--bootstrap-resamples",
+            type=int,
+            default=2000,
+            help="resamples of the interval over seeds (default 2000)",
         )
         parser.add_argument(
             "--oracle",
@@ -197,43 +218,77 @@ class Command(BaseCommand):
         if options["learning_rate"] <= 0:
             raise CommandError("--learning-rate must be positive")
 
-        seed = options["seed"]
+        if options["bootstrap_resamples"] < 1:
+            raise CommandError("--bootstrap-resamples must be at least 1")
+        seeds = options["seeds"] or [options["seed"]]
+        if len(set(seeds)) != len(seeds):
+            raise CommandError("--seeds must not repeat a seed")
         torch.set_num_threads(max(1, options["threads"]))
-        sim.set_seed(seed)
-        torch.manual_seed(seed)
         out = Path(options["out"])
         started = time.perf_counter()
 
-        from training.prm.evaluate import step_metrics
-        from training.prm.synthetic import build_tiny_backbone, make_world
+        # Cheap checks and the worlds first: a bad budget fails before any model is built (and
+        # imported labelings are read before the arms move to the scratch database).
+        worlds = {}
+        for seed in seeds:
+            settings = sim.SimulationSettings(
+                rounds=knobs["rounds"],
+                per_round=knobs["per_round"],
+                seed=seed,
+                metric=options["metric"],
+            )
+            pool, heldout, source = self._world(options, knobs, seed)
+            try:
+                sim.check_budget(settings, pool_size=len(pool), heldout_size=len(heldout))
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            worlds[seed] = (settings, pool, heldout, source)
 
-        # Cheap checks and the worlds first: a bad budget fails before any model is built.
-        settings = sim.SimulationSettings(
-            rounds=knobs["rounds"],
-            per_round=knobs["per_round"],
-            seed=seed,
-            metric=options["metric"],
-        )
+        results = []
+        with scratch_database() as database:
+            self.stdout.write(f"the arms run in the scratch database {database}")
+            for seed in seeds:
+                target = out / f"seed-{seed}" if options["seeds"] else out
+                results.append(self._run_seed(sim, options, knobs, worlds[seed], target))
+        if options["seeds"]:
+            summary = sim.summarize_seeds(results, resamples=options["bootstrap_resamples"])
+            path = sim.write_summary(summary, results, out)
+            self.stdout.write(summary.describe())
+            self.stdout.write(f"summary: {path.with_suffix('.md')}")
+        self.stdout.write(f"wall time {time.perf_counter() - started:.1f}s")
+
+    def _world(self, options, knobs, seed: int) -> tuple[list[Any], list[Any], str]:
+        from training.prm.synthetic import make_world
+
         if options["oracle"] == "imported":
             pool, heldout = load_imported_world(
                 seed=seed, heldout_fraction=options["heldout_fraction"]
             )
-            source = f"{len(pool)} imported solutions"
-        else:
-            pool = make_world(knobs["pool_problems"], knobs["samples_per_problem"], seed=seed)
-            heldout = make_world(
-                knobs["heldout_problems"], knobs["samples_per_problem"], seed=seed + HELDOUT_SEED
-            )
-            _prefix_problem_ids(heldout, "heldout:")
-            source = (
-                f"synthetic world: {knobs['pool_problems']} problems x "
-                f"{knobs['samples_per_problem']} samples"
-            )
-        try:
-            sim.check_budget(settings, pool_size=len(pool), heldout_size=len(heldout))
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+            # Rounds select among graded solutions only (selection.candidate_pool).
+            pool = [s for s in pool if s.is_correct is not None]
+            return pool, heldout, f"{len(pool)} imported graded solutions"
+        pool = make_world(knobs["pool_problems"], knobs["samples_per_problem"], seed=seed)
+        heldout = make_world(
+            knobs["heldout_problems"], knobs["samples_per_problem"], seed=seed + HELDOUT_SEED
+        )
+        _prefix_problem_ids(heldout, "heldout:")
+        source = (
+            f"synthetic world: {knobs['pool_problems']} problems x "
+            f"{knobs['samples_per_problem']} samples"
+        )
+        return pool, heldout, source
 
+    def _run_seed(self, sim, options, knobs, world, out: Path):
+        import torch
+
+        from active_learning.simulation_db import database_store
+        from training.prm.evaluate import step_metrics
+        from training.prm.synthetic import build_tiny_backbone
+
+        settings, pool, heldout, source = world
+        seed = settings.seed
+        sim.set_seed(seed)
+        torch.manual_seed(seed)
         with tempfile.TemporaryDirectory(prefix="stepwise-simulation-") as tmp:
             workdir = Path(tmp)
             backbone = options["base_model"] or build_tiny_backbone(
@@ -256,18 +311,20 @@ class Command(BaseCommand):
                 heldout = [_with_ratings(s, r) for s, r in zip(heldout, labels, strict=True)]
 
             self.stdout.write(
-                f"simulating {knobs['rounds']} rounds x {knobs['per_round']} solutions per arm "
-                f"on {source}; held-out {len(heldout)} solutions; oracle {options['oracle']}"
+                f"seed {seed}: simulating {knobs['rounds']} rounds x {knobs['per_round']} "
+                f"solutions per arm on {source}; held-out {len(heldout)} solutions; "
+                f"oracle {options['oracle']}"
             )
             result = sim.simulate(
                 pool=pool,
                 heldout=heldout,
                 oracle=oracle,
                 trainer=sim.default_trainer(training),
-                select_uniform=sim.uniform_selector(),
-                select_active=sim.convincing_wrong_answer_selector(
-                    wrong_share=options["wrong_share"],
-                    per_problem_cap=options["per_problem_cap"] or None,
+                stores=database_store(
+                    sim.SelectionParams(
+                        wrong_share=options["wrong_share"],
+                        per_problem_cap=options["per_problem_cap"] or None,
+                    )
                 ),
                 step_metrics=step_metrics,
                 settings=settings,
@@ -283,7 +340,7 @@ class Command(BaseCommand):
         self.stdout.write(f"data efficiency ({settings.metric}): {result.ratio().describe()}")
         for kind, path in paths.items():
             self.stdout.write(f"{kind}: {path}")
-        self.stdout.write(f"wall time {time.perf_counter() - started:.1f}s")
+        return result
 
     def _prm_oracle(self, sim, options, knobs, training, workdir: Path, seed: int):
         from training.prm.score import RewardModelScorer
@@ -304,6 +361,40 @@ class Command(BaseCommand):
         labeled = [_with_ratings(s, sim.phase2_ratings(s.ratings)) for s in world]
         self.stdout.write(f"training the labeling PRM on {len(labeled)} synthetic solutions")
         return sim.PRMOracle(sim.default_trainer(training)(labeled, seed, workdir / "oracle"))
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A new, migrated database next to the configured one, used as the default connection
+    while the block runs and dropped afterwards (also when the block fails).
+
+    The name carries the process id, so runs on one server never share one.
+    """
+    from django.core.management import call_command
+    from django.db import connections
+
+    connection = connections["default"]
+    original = connection.settings_dict["NAME"]
+    name = f"{original}_sim_{os.getpid()}"[:63]
+    connection.close()
+    try:
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # noqa: BLE001 - any refusal gets the same advice
+        raise CommandError(
+            f"could not create the scratch database {name} ({exc}); the simulation needs a "
+            "Postgres role that may create databases"
+        ) from exc
+    connection.settings_dict["NAME"] = name
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield name
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = original
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def _with_ratings(solution: Any, ratings: list[int]) -> Any:
