@@ -734,6 +734,8 @@ def _heldout_metrics(
         "heldout_solutions": len(data.heldout_main),
     }
     metrics.update(step_metrics(scores, data.heldout))
+    # Longer than the training context: scored on their leading steps only, as trained.
+    metrics["truncated_examples"] = sum(s.truncated > 0 for s in scores)
     by_id = {id(s): score for s, score in zip(data.heldout, scores, strict=True)}
     outcome = [
         (by_id[id(s)].score, s.is_correct) for s in data.heldout_main if s.is_correct is not None
@@ -857,12 +859,15 @@ def score_solutions(
         .values_list("id", "problem__text")
         .iterator(chunk_size=datasets.STREAM_CHUNK)
     )
-    done = 0
+    done = truncated = 0
     batch: list[tuple[int, str, list[str]]] = []
 
     def flush() -> None:
-        nonlocal done
+        nonlocal done, truncated
         scores = scorer.score([(problem, texts) for _, problem, texts in batch])
+        # Steps past the model's context are not scored (their probabilities are left out of
+        # step_probabilities, which is then shorter than the solution); the log counts them.
+        truncated += sum(s.truncated > 0 for s in scores)
         rows = [
             SolutionScore(
                 prm_version_id=prm_version_id,
@@ -881,7 +886,8 @@ def score_solutions(
             )
         done += len(batch)
         batch.clear()
-        report(done / total, f"scored {done}/{total}")
+        note = f", {truncated} longer than the context (last steps unscored)" if truncated else ""
+        report(done / total, f"scored {done}/{total}{note}")
 
     for solution_id, problem_text in stream:
         texts = [row[1] for row in steps.take(solution_id)]

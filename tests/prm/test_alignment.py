@@ -37,13 +37,13 @@ def test_training_positions_equal_scoring_positions(scorer):
     assert len(examples) == len(solutions)
     truncated = 0
     for solution, example in zip(solutions, examples, strict=True):
-        first_window = scorer.windows(solution.problem, solution.steps)[0]
+        encoded = scorer.encode(solution.problem, solution.steps)
         n = len(example.label_positions)
         # Same ids up to the last trained step, same separator positions.
-        assert example.input_ids == first_window.input_ids[: len(example.input_ids)]
-        assert example.label_positions == first_window.step_ends[:n]
+        assert example.input_ids == encoded.input_ids[: len(example.input_ids)]
+        assert example.label_positions == encoded.step_ends[:n]
         assert all(example.input_ids[p] == sep for p in example.label_positions)
-        truncated += first_window.num_steps < len(solution.steps)
+        truncated += encoded.num_steps < len(solution.steps)
     assert truncated >= 2, "the test must cover truncated solutions"
 
 
@@ -62,7 +62,28 @@ def test_probabilities_at_trained_positions_are_the_scored_ones(scorer):
         for i in range(len(example.label_positions)):
             assert trained[cursor] == pytest.approx(list(probs[i]), abs=1e-4)
             cursor += 1
-    # Every step is scored, even past the truncation point (later windows).
-    assert [len(p) for p in scored] == [len(s.steps) for s in solutions]
+    # Exactly the steps training would see are scored; none past the truncation point.
+    fitting = [scorer.encode(s.problem, s.steps).num_steps for s in solutions]
+    assert [len(p) for p in scored] == fitting
     distinct = {round(p[2], 4) for probs in scored for p in probs}
     assert len(distinct) > 5, "probabilities should differ between positions"
+
+
+def test_steps_past_the_context_are_flagged_not_scored_from_a_later_window(scorer):
+    """A long solution scores as its fitting prefix does: no window restarts without the earlier
+    steps, and the unscored steps are counted."""
+    solutions = _solutions()
+    long = [s for s in solutions if scorer.encode(s.problem, s.steps).num_steps < len(s.steps)]
+    assert long, "the test needs solutions longer than the context"
+    full = scorer.score([(s.problem, s.steps) for s in long])
+    fitting = [scorer.encode(s.problem, s.steps).num_steps for s in long]
+    cut = scorer.score([(s.problem, s.steps[:n]) for s, n in zip(long, fitting, strict=True)])
+    for whole, prefix, solution, n in zip(full, cut, long, fitting, strict=True):
+        assert whole.truncated == len(solution.steps) - n > 0
+        assert prefix.truncated == 0
+        assert len(whole.step_probs) == n
+        assert whole.score == pytest.approx(prefix.score, abs=1e-5)
+        for a, b in zip(whole.step_probs, prefix.step_probs, strict=True):
+            assert a == pytest.approx(b, abs=1e-5)
+    short = scorer.score([("Ava has 3 coins.", ["She buys 2 more."])])[0]
+    assert short.truncated == 0 and len(short.step_probs) == 1

@@ -1,8 +1,10 @@
 """Score solutions with a trained reward model: one forward pass reads every step's separator.
 
-Inputs are formatted by `data.encode_solution`, the function the trainer uses. Solutions longer
-than the model's `max_length` are scored in windows: each window restarts after the last step
-that fitted, with the problem in front, so every step gets probabilities.
+Inputs are formatted by `data.encode_solution`, the function the trainer uses, with the model's
+training `max_length`: a solution is scored exactly as it would be trained. Steps that do not fit
+are not scored (training never sees them either; a window restarting without the earlier steps
+would ask the model something it was never trained on). `SolutionScores.truncated` counts them,
+so a caller can tell a score over the whole solution from one over its first steps.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ AGGREGATES = ("product", "min", "last")
 
 @dataclass
 class SolutionScores:
-    step_probs: list[tuple[float, float, float]]  # (p_negative, p_neutral, p_positive) per step
-    score: float
+    # (p_negative, p_neutral, p_positive) per scored step: the leading steps that fit the context
+    step_probs: list[tuple[float, float, float]]
+    score: float  # over the scored steps
+    truncated: int = 0  # steps after them, left unscored because they did not fit
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -84,45 +88,42 @@ class RewardModelScorer:
             device=dev,
         )
 
-    def windows(self, problem: str, steps: Sequence[str]) -> list[EncodedSolution]:
-        """The encoded inputs that together cover every step (one unless the solution is long)."""
-        out, start = [], 0
-        while start < len(steps):
-            encoded = encode_solution(
-                self.tokenizer,
-                problem,
-                steps[start:],
-                max_length=self.max_length,
-                separator_id=self.separator_id,
-            )
-            out.append(encoded)
-            start += encoded.num_steps
-        return out
+    def encode(self, problem: str, steps: Sequence[str]) -> EncodedSolution:
+        """The model's input for a solution: the one the trainer builds (`encode_solution`)."""
+        return encode_solution(
+            self.tokenizer,
+            problem,
+            steps,
+            max_length=self.max_length,
+            separator_id=self.separator_id,
+        )
 
     @torch.inference_mode()
     def step_probabilities(
         self, items: Sequence[tuple[str, Sequence[str]]], *, batch_tokens: int = 16384
     ) -> list[list[tuple[float, float, float]]]:
-        """Softmax of the 3-way head at every step separator, per item, in step order."""
-        windows: list[tuple[int, int, EncodedSolution]] = []  # (item, window order, encoded)
+        """Softmax of the 3-way head at every step separator that fits, per item, in step order.
+
+        An item gets fewer probabilities than it has steps when it is longer than `max_length`.
+        """
+        encoded: list[EncodedSolution] = []
         for index, (problem, steps) in enumerate(items):
             if not steps:
                 raise ValueError(f"item {index} has no steps to score")
-            for order, encoded in enumerate(self.windows(problem, steps)):
-                windows.append((index, order, encoded))
-        lengths = [len(w[2].input_ids) for w in windows]
-        results: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
+            encoded.append(self.encode(problem, steps))
+        lengths = [len(e.input_ids) for e in encoded]
+        per_item: list[list[tuple[float, float, float]]] = [[] for _ in items]
         budget = max(batch_tokens, self.max_length)
         for batch in length_grouped_batches(lengths, batch_tokens=budget, seed=None):
-            chosen = [windows[i] for i in batch.indices]
-            input_ids = torch.full((len(chosen), batch.width), self.pad_id, dtype=torch.long)
+            input_ids = torch.full((len(batch.indices), batch.width), self.pad_id, dtype=torch.long)
             mask = torch.zeros_like(input_ids)
             rows, positions = [], []
-            for row, (_, _, encoded) in enumerate(chosen):
-                input_ids[row, : len(encoded.input_ids)] = torch.tensor(encoded.input_ids)
-                mask[row, : len(encoded.input_ids)] = 1
-                rows.extend([row] * len(encoded.step_ends))
-                positions.extend(encoded.step_ends)
+            for row, index in enumerate(batch.indices):
+                ids = encoded[index].input_ids
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                mask[row, : len(ids)] = 1
+                rows.extend([row] * len(encoded[index].step_ends))
+                positions.extend(encoded[index].step_ends)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.model(
                     input_ids.to(self.device),
@@ -132,13 +133,10 @@ class RewardModelScorer:
                 )
             probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
             cursor = 0
-            for index, order, encoded in chosen:
-                n = len(encoded.step_ends)
-                results[(index, order)] = [tuple(p) for p in probs[cursor : cursor + n]]
+            for index in batch.indices:
+                n = len(encoded[index].step_ends)
+                per_item[index] = [tuple(p) for p in probs[cursor : cursor + n]]
                 cursor += n
-        per_item: list[list[tuple[float, float, float]]] = [[] for _ in items]
-        for index, order, _ in sorted(windows, key=lambda w: (w[0], w[1])):
-            per_item[index].extend(results[(index, order)])
         return per_item
 
     def score(
@@ -155,19 +153,20 @@ class RewardModelScorer:
         by `aggregate` ("product" as in the paper, "min", or "last").
         ORM: P(correct) = 1 - P(negative) at each separator, reported as (1-p, 0, p); the
         solution's score is the value at the last step whatever `aggregate` says.
+        Steps past `max_length` are not scored; `truncated` says how many (see the module doc).
         """
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, not {aggregate!r}")
         out = []
-        for probs in self.step_probabilities(items, batch_tokens=batch_tokens):
+        all_probs = self.step_probabilities(items, batch_tokens=batch_tokens)
+        for (_, steps), probs in zip(items, all_probs, strict=True):
+            truncated = len(steps) - len(probs)
             if self.objective == "orm":
                 correct = [1.0 - p[0] for p in probs]
-                out.append(
-                    SolutionScores(
-                        step_probs=[(1.0 - c, 0.0, c) for c in correct], score=correct[-1]
-                    )
-                )
+                step_probs = [(1.0 - c, 0.0, c) for c in correct]
+                out.append(SolutionScores(step_probs, score=correct[-1], truncated=truncated))
                 continue
             goodness = [p[2] + (p[1] if neutral_as_positive else 0.0) for p in probs]
-            out.append(SolutionScores(step_probs=probs, score=aggregate_score(goodness, aggregate)))
+            score = aggregate_score(goodness, aggregate)
+            out.append(SolutionScores(step_probs=probs, score=score, truncated=truncated))
         return out
