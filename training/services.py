@@ -50,6 +50,7 @@ TRAIN_KEYS = (
     "bf16",
     "gradient_checkpointing",
     "device",
+    "resume_every_steps",
 )
 
 
@@ -426,6 +427,7 @@ def _fail(run: TrainingRun, error: str) -> None:
         PRMVersion.objects.filter(id=run.prm_version_id, state=PRMVersion.State.TRAINING).update(
             state=PRMVersion.State.FAILED
         )
+        shutil.rmtree(_resume_dir(run), ignore_errors=True)  # no attempt will continue it
 
 
 @transaction.atomic
@@ -616,6 +618,11 @@ def _staging_dir(run: TrainingRun) -> Path:
     )
 
 
+def _resume_dir(run: TrainingRun) -> Path:
+    """The run's resume state: one per run, not per attempt, so a retry continues it."""
+    return Path(settings.STEPWISE_ARTIFACT_DIR) / "prm" / ".staging" / f"run{run.id}-resume"
+
+
 def _version_data(version: PRMVersion) -> datasets.TrainingData:
     """The version's frozen snapshot: same labels, same held-out split, every time."""
     snapshot = version.data_snapshot or {}
@@ -643,14 +650,19 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     PRMVersion.objects.filter(id=version.id).update(data_snapshot=data.snapshot)
     reporter(0.05, f"{len(data.train)} training and {len(data.heldout)} held-out examples")
 
-    # Leftovers of earlier, lost attempts: nothing in them is trusted.
+    # Leftovers of earlier, lost attempts: nothing in them is trusted, except the resume state,
+    # which the library continues only when it was written for this same config and data.
     staging = _staging_dir(run)
     for attempt in range(1, run.attempts):
         shutil.rmtree(staging.with_name(f"run{run.id}-a{attempt}"), ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     hyper = {k: v for k, v in (version.hyperparameters or {}).items() if k in TRAIN_KEYS}
     config = TrainConfig(
-        base_model=version.base_model, output_dir=str(staging), objective=version.kind, **hyper
+        base_model=version.base_model,
+        output_dir=str(staging),
+        objective=version.kind,
+        resume_dir=str(_resume_dir(run)),
+        **hyper,
     )
     result = train_reward_model(
         data.train,
@@ -686,6 +698,7 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
         version.state = PRMVersion.State.READY
         version.save(update_fields=["checkpoint_path", "metrics", "state"])
     shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(_resume_dir(run), ignore_errors=True)
     return {"checkpoint_path": str(final), "metrics": json_safe(metrics)}
 
 
