@@ -6,6 +6,7 @@ the paper's default); a step is labeled good when its rating is 0 or 1, bad when
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections import Counter
@@ -116,16 +117,52 @@ def choose_threshold(scores: list[SolutionScores], true_first_error: list[int]) 
     """The goodness threshold maximising first-error F1 on (validation) data.
 
     Candidates are midpoints between consecutive distinct goodness values, plus the ends, so the
-    best achievable split is always among them; ties go to the threshold nearest 0.5.
+    best achievable split is always among them; ties go to the threshold nearest 0.5 (then the
+    lower one).
+
+    O(n log n) in the number of steps: a solution's prediction at threshold t is the first step
+    whose goodness is below t, so it depends only on its running minimum. A correct solution
+    (truth -1) is right exactly when t <= its lowest goodness; an erroneous one with truth e is
+    right exactly when goodness[e] < t <= min(goodness[:e]) (never when step e is not its
+    first new low). Sorting those bounds once gives every candidate's F1 by binary search.
     """
-    values = sorted({_goodness(p) for s in scores for p in s.step_probs})
+    if len(scores) != len(true_first_error):
+        raise ValueError(f"{len(scores)} scores for {len(true_first_error)} labels")
+    lowest: list[float] = []  # per correct solution
+    lower: list[float] = []  # per erroneous solution that can be right: goodness[e] < t ...
+    upper: list[float] = []  # ... <= the minimum before it (inf for e = 0)
+    n_erroneous = 0
+    values: set[float] = set()
+    for s, truth in zip(scores, true_first_error, strict=True):
+        goodness = [_goodness(p) for p in s.step_probs]
+        values.update(goodness)
+        if truth == -1:
+            lowest.append(min(goodness, default=math.inf))
+            continue
+        n_erroneous += 1
+        before = min(goodness[:truth], default=math.inf)
+        if truth < len(goodness) and goodness[truth] < before:
+            lower.append(goodness[truth])
+            upper.append(before)
+    n_correct = len(lowest)
+    lowest.sort()
+    lower.sort()
+    upper.sort()
+
+    ordered = sorted(values)
     candidates = {0.0, 0.5, 1.0 + 1e-9}
-    candidates.update((a + b) / 2 for a, b in zip(values, values[1:], strict=False))
-    if values:
-        candidates.update({values[0], values[-1] + 1e-9})
+    candidates.update((a + b) / 2 for a, b in zip(ordered, ordered[1:], strict=False))
+    if ordered:
+        candidates.update({ordered[0], ordered[-1] + 1e-9})
     best, best_key = 0.5, (-1.0, 0.0)
     for threshold in sorted(candidates):
-        f1 = first_error_metrics(predict_first_error(scores, threshold), true_first_error)["f1"]
+        f1 = float("nan")
+        if n_erroneous and n_correct:
+            # bisect_left counts the values strictly below the threshold.
+            right_err = bisect.bisect_left(lower, threshold) - bisect.bisect_left(upper, threshold)
+            right_ok = n_correct - bisect.bisect_left(lowest, threshold)
+            acc_err, acc_ok = right_err / n_erroneous, right_ok / n_correct
+            f1 = 0.0 if acc_err + acc_ok == 0 else 2 * acc_err * acc_ok / (acc_err + acc_ok)
         key = (-1.0 if math.isnan(f1) else f1, -abs(threshold - 0.5))
         if key > best_key:
             best, best_key = threshold, key
