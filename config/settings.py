@@ -155,6 +155,8 @@ SPECTACULAR_SETTINGS = {
         "GoldItemKindEnum": "labeling.apis.GOLD_ITEM_KINDS",
         "RewardModelKindEnum": "training.models.PRMVersion.Kind",
         "TrainingRunKindEnum": "training.models.TrainingRun.Kind",
+        # Training and sampling runs share these states.
+        "RunStateEnum": "training.models.TrainingRun.State",
     },
 }
 
@@ -181,6 +183,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 STEPWISE_ARTIFACT_DIR = Path(env("STEPWISE_ARTIFACT_DIR", default=str(VAR_DIR / "artifacts")))
 # Local pretrained backbones; SmolLM2 is converted into <this>/smollm2-135m-instruct at set-up.
 STEPWISE_MODEL_DIR = Path(env("STEPWISE_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Generators that sample candidate pools (docs/generation.md), by name. Each names a backend:
+# `local` (a causal LM directory: a registered base model's name, a path, or a directory under
+# STEPWISE_MODEL_DIR) or `openai` (an OpenAI-compatible server: base_url, model, and the API
+# key in the environment variable named by api_key_env). STEPWISE_GENERATORS (JSON) adds
+# generators or replaces these by name.
+STEPWISE_GENERATORS = {
+    "smollm2-local": {
+        "backend": "local",
+        "model": "smollm2-135m-instruct",
+        "force_answer": True,
+        "max_new_tokens": 320,
+    },
+    **env.json("STEPWISE_GENERATORS", default={}),
+}
+STEPWISE_GENERATOR_DEFAULT = env("STEPWISE_GENERATOR_DEFAULT", default="smollm2-local")
 # Public data shipped beside the repository (see ../shared/data/README.md).
 STEPWISE_DATA_DIR = Path(env("STEPWISE_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 

@@ -109,10 +109,24 @@ class Solution(models.Model):
         help_text="sha256 of problem and steps: re-imports dedupe on it.",
     )
     num_steps = models.PositiveIntegerField(default=0)
+    # Sampled solutions only (null for imports): how the sample was drawn (generator, model,
+    # prompt sha256, temperature, top_p, max_new_tokens, seed, ...), and the sampling key
+    # (generator + prompt + parameters + seed) with the sample's index, which make sampling the
+    # same request again a no-op.
+    generation_params = models.JSONField(null=True, blank=True)
+    sampling_key = models.CharField(max_length=64, null=True, blank=True)
+    sample_index = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["problem", "grade"])]
+        constraints = [
+            # One stored sample per (problem, sampling key, index); NULLs (imports) never clash.
+            models.UniqueConstraint(
+                fields=["problem", "sampling_key", "sample_index"],
+                name="solution_sample_once",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"solution {self.pk} of problem {self.problem_id}"

@@ -8,7 +8,13 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -16,8 +22,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from training import selectors, services
-from training.models import BaseModel, PRMVersion, TrainingRun
+from training import sampling, selectors, services
+from training.models import BaseModel, PRMVersion, SamplingRun, TrainingRun
 
 
 class IsTrainingAdmin(BasePermission):
@@ -232,3 +238,149 @@ class TrainingRunDetailApi(_AdminApi):
     @extend_schema(responses=RunOutput)
     def get(self, request, pk: int):
         return Response(RunOutput(get_object_or_404(TrainingRun, pk=pk)).data)
+
+
+# --------------------------------------------------------------------------- sampling runs
+
+
+class SamplingRunOutput(serializers.ModelSerializer):
+    """A sampling run. `counts`: requested = kept + duplicates + no_answer + empty +
+    already_sampled; kept = correct + wrong + ungraded."""
+
+    created_by = serializers.SerializerMethodField()
+    request = serializers.SerializerMethodField()
+    problem_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SamplingRun
+        fields = [
+            "id", "generator", "state", "progress", "counts", "cursor", "problem_count",
+            "request", "attempts", "error", "log", "created_by", "created_at", "started_at",
+            "finished_at", "heartbeat_at",
+        ]  # fmt: skip
+
+    def get_created_by(self, run: SamplingRun) -> str | None:
+        return run.created_by.get_username() if run.created_by else None
+
+    def get_problem_count(self, run: SamplingRun) -> int:
+        return len(run.params.get("problem_ids", []))
+
+    @extend_schema_field(
+        inline_serializer(
+            "SamplingRequest",
+            {
+                "samples": serializers.IntegerField(),
+                "seed": serializers.IntegerField(),
+                "sampling": serializers.DictField(help_text="temperature, top_p, ..."),
+                "selection": serializers.DictField(help_text="split, limit, problems_file"),
+                "generator_config": serializers.DictField(),
+                "prompt_sha256": serializers.CharField(),
+            },
+        )
+    )
+    def get_request(self, run: SamplingRun) -> dict:
+        params = run.params
+        return {
+            key: params.get(key)
+            for key in (
+                "samples", "seed", "sampling", "selection", "generator_config", "prompt_sha256",
+            )
+        }  # fmt: skip
+
+
+class SamplingRunListOutput(SamplingRunOutput):
+    class Meta(SamplingRunOutput.Meta):
+        fields = [f for f in SamplingRunOutput.Meta.fields if f != "log"]
+
+
+class _ExampleInput(serializers.Serializer):
+    problem = serializers.CharField()
+    solution = serializers.CharField()
+
+
+class _PromptInput(serializers.Serializer):
+    instruction = serializers.CharField()
+    examples = _ExampleInput(many=True)
+
+
+class SamplingRunListApi(_AdminApi):
+    """Sample a candidate pool from a generator (POST), and the runs so far (GET)."""
+
+    class SamplingLaunchInput(serializers.Serializer):
+        samples = serializers.IntegerField(
+            min_value=1,
+            max_value=sampling.MAX_SAMPLES_PER_PROBLEM,
+            help_text="Samples per problem.",
+        )
+        generator = serializers.CharField(
+            max_length=128, required=False, help_text="A configured generator; default if absent."
+        )
+        temperature = serializers.FloatField(min_value=0, max_value=2, required=False)
+        top_p = serializers.FloatField(min_value=0, max_value=1, required=False)
+        max_new_tokens = serializers.IntegerField(
+            min_value=1, max_value=sampling.MAX_NEW_TOKENS, required=False
+        )
+        seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+        split = serializers.CharField(max_length=16, required=False, help_text="Problem split.")
+        limit = serializers.IntegerField(
+            min_value=1, required=False, help_text="At most this many problems (first by id)."
+        )
+        problem_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1), required=False, allow_empty=False
+        )
+        prompt = _PromptInput(required=False, help_text="Few-shot prompt; the default if absent.")
+
+    @extend_schema(
+        operation_id="training_sampling_runs_list", responses=SamplingRunListOutput(many=True)
+    )
+    def get(self, request):
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(sampling.sampling_run_list(), request, view=self)
+        return paginator.get_paginated_response(SamplingRunListOutput(page, many=True).data)
+
+    @extend_schema(
+        request=SamplingLaunchInput,
+        responses={
+            201: SamplingRunOutput,
+            200: OpenApiResponse(SamplingRunOutput, description="This request ran already."),
+        },
+    )
+    def post(self, request):
+        data = self.SamplingLaunchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        run, created = _domain_errors(
+            lambda: sampling.sampling_run_start(**data.validated_data, created_by=request.user)
+        )
+        return Response(
+            SamplingRunOutput(run).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class SamplingRunDetailApi(_AdminApi):
+    @extend_schema(responses=SamplingRunOutput)
+    def get(self, request, pk: int):
+        return Response(SamplingRunOutput(get_object_or_404(SamplingRun, pk=pk)).data)
+
+
+class GeneratorListApi(_AdminApi):
+    """The generators a sampling run can use (from the settings), and whether each is usable."""
+
+    @extend_schema(
+        operation_id="training_generators_list",
+        responses=inline_serializer(
+            "Generator",
+            {
+                "name": serializers.CharField(),
+                "backend": serializers.CharField(),
+                "model": serializers.CharField(),
+                "base_url": serializers.CharField(),
+                "is_default": serializers.BooleanField(),
+                "available": serializers.BooleanField(),
+                "problem": serializers.CharField(help_text="Why it is not available."),
+            },
+            many=True,
+        ),
+    )
+    def get(self, request):
+        return Response(sampling.generator_list())

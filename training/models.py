@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -148,3 +149,58 @@ class SolutionScore(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["prm_version", "-score"])]
+
+
+class SamplingRun(models.Model):
+    """Sampling a candidate pool from a generator: the request, its progress and what came of it.
+
+    The request (problems, samples per problem, generator, prompt, sampling parameters, seed) is
+    frozen at creation in `params`; `request_key` identifies it, so an identical request finds this
+    run instead of sampling again. Problems are done in order; `cursor` counts those whose samples
+    are stored, and moves in the same transaction as the stored solutions, so a retried run goes on
+    where the lost attempt stopped.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    generator = models.CharField(max_length=128)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    progress = models.FloatField(default=0.0)
+    log = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    celery_task_id = models.CharField(max_length=64, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
+    request_key = models.CharField(max_length=64, help_text="sha256 of the frozen request.")
+    cursor = models.PositiveIntegerField(default=0, help_text="Problems whose samples are stored.")
+    # requested, kept, duplicates, no_answer, empty, already_sampled, correct, wrong, ungraded
+    counts = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__gte=0, progress__lte=1), name="sampling_run_progress_range"
+            ),
+            # An identical request is never sampled twice at once, nor again once it succeeded.
+            models.UniqueConstraint(
+                fields=["request_key"],
+                condition=Q(state__in=["queued", "running", "succeeded"]),
+                name="one_live_sampling_run_per_request",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"sampling run {self.pk} ({self.generator}, {self.state})"

@@ -47,9 +47,21 @@ def score_solutions_task(*, run_id: int) -> str:
     return run.state if run else "skipped"
 
 
+@shared_task(name="training.sample_solutions", acks_late=True)
+def sample_solutions_task(*, run_id: int) -> str:
+    """Sample a candidate pool (gpu queue). A generator failure is recorded on the run, not
+    retried: a server that refused the request would refuse it again."""
+    from training import sampling
+
+    run = sampling.sampling_run_execute(run_id=run_id)
+    return run.state if run else "skipped"
+
+
 @shared_task(name="stepwise.training.sweep_stale_runs")
 def sweep_stale_runs_task() -> int:
-    return services.training_runs_fail_stale()
+    from training import sampling
+
+    return services.training_runs_fail_stale() + sampling.sampling_runs_fail_stale()
 
 
 @shared_task(name="stepwise.training.retrain_if_enough_labels")

@@ -23,4 +23,11 @@ urlpatterns = [
     path("training/versions/<int:pk>/retire/", apis.PRMVersionRetireApi.as_view(), name="retire"),
     path("training/runs/", apis.TrainingRunListApi.as_view(), name="runs"),
     path("training/runs/<int:pk>/", apis.TrainingRunDetailApi.as_view(), name="run"),
+    path("training/generators/", apis.GeneratorListApi.as_view(), name="generators"),
+    path("training/sampling-runs/", apis.SamplingRunListApi.as_view(), name="sampling-runs"),
+    path(
+        "training/sampling-runs/<int:pk>/",
+        apis.SamplingRunDetailApi.as_view(),
+        name="sampling-run",
+    ),
 ]
