@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from active_learning.stats import BootstrapInterval, geometric_mean, percentile_bootstrap
 from active_learning.strategies import DEFAULT_WRONG_SHARE, Candidate
 from active_learning.strategies import select as select_strategy
+from training.prm.evaluate import top_pick_credit
 
 # A negative step is one the labeling PRM gives more than this probability of being negative
 # (the paper's rule for letting PRM_large stand in for people).
@@ -378,16 +379,17 @@ def write_summary(summary: SeedsSummary, results: Sequence[SimulationResult], ou
 def best_of_n_accuracy(heldout: Sequence[Any], scores: Sequence[Any]) -> float:
     """Share of held-out problems whose top-scored sample has a correct final answer.
 
-    N is the number of samples the held-out set has per problem; ties go to the earlier sample.
+    N is the number of samples the held-out set has per problem; a tie counts as a uniform random
+    pick among the tied samples (`training.prm.evaluate.top_pick_credit`, best_of_n's rule).
     """
-    best: dict[str, tuple[float, bool]] = {}
+    groups: dict[str, tuple[list[float], list[bool]]] = {}
     for solution, sc in zip(heldout, scores, strict=True):
-        key = solution.problem_id or solution.problem
-        if key not in best or sc.score > best[key][0]:
-            best[key] = (sc.score, bool(solution.is_correct))
-    if not best:
+        values, correct = groups.setdefault(solution.problem_id or solution.problem, ([], []))
+        values.append(sc.score)
+        correct.append(bool(solution.is_correct))
+    if not groups:
         return float("nan")
-    return sum(correct for _, correct in best.values()) / len(best)
+    return sum(top_pick_credit(v, c) for v, c in groups.values()) / len(groups)
 
 
 def evaluate(

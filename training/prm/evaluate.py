@@ -178,9 +178,17 @@ class Candidate:
     scores: Mapping[str, float] = field(default_factory=dict)  # e.g. {"prm": .., "orm": ..}
 
 
-def _expected_credit(candidates: Sequence[Candidate], winners: Sequence[int]) -> float:
-    """Ties are broken uniformly at random; return the expected correctness."""
-    return sum(candidates[i].is_correct for i in winners) / len(winners)
+def top_pick_credit(scores: Sequence[float], correct: Sequence[bool]) -> float:
+    """Best-of-N's one tie rule: the expected correctness of picking the highest-scored
+    candidate, ties broken uniformly at random (a sample's position in the list never decides).
+    Used by `best_of_n` and by the active-learning simulation alike."""
+    if len(scores) != len(correct):
+        raise ValueError(f"{len(scores)} scores for {len(correct)} candidates")
+    if not scores:
+        raise ValueError("no candidates to pick from")
+    top = max(scores)
+    winners = [ok for value, ok in zip(scores, correct, strict=True) if value == top]
+    return sum(map(bool, winners)) / len(winners)
 
 
 def grader_same_answer(first: str, second: str) -> bool:
@@ -225,9 +233,9 @@ def _majority_credit(classes: Sequence[int | None], correct: Sequence[bool]) -> 
 
 
 def _best_credit(candidates: Sequence[Candidate], method: str) -> float:
-    values = [c.scores[method] for c in candidates]
-    top = max(values)
-    return _expected_credit(candidates, [i for i, v in enumerate(values) if v == top])
+    return top_pick_credit(
+        [c.scores[method] for c in candidates], [c.is_correct for c in candidates]
+    )
 
 
 def best_of_n(
