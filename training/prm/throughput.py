@@ -1,13 +1,18 @@
 """Device throughput of training and scoring on the synthetic world (used by benchmarks/gpu.sh).
 
     python -m training.prm.throughput                    # one GPU: mid-size model, bf16
+    python -m training.prm.throughput --base-model var/models/smollm2-135m-instruct
     python -m training.prm.throughput --device cpu --tiny  # smoke check anywhere
 
 Builds everything locally (tokenizer, a Llama from a config, the synthetic world), so nothing
-is downloaded. Prints training tokens/s, an MFU estimate and scoring solutions/s.
+is downloaded; `--base-model` trains a real local model directory instead (its own tokenizer).
+Prints training tokens/s, an MFU estimate and scoring solutions/s.
 
-MFU: achieved FLOP/s over the device's peak, counting 6 FLOPs per parameter per trained token
-(forward + backward, embeddings excluded) plus 12 * layers * hidden * context for attention.
+MFU: achieved FLOP/s over the device's peak. FLOPs per trained (non-pad) token are counted from
+the model itself: 6 * N, N = its non-embedding parameters (every weight a token is multiplied by:
+attention, MLP, norms, reward head; the token embedding is a lookup), for the forward and backward
+matmuls, plus the causal attention itself, 12 * layers * hidden * (positions the token attends to,
+on average (T + 1) / 2 in a sequence of T tokens). Frozen layers, if any, are counted as trained.
 """
 
 from __future__ import annotations
@@ -35,10 +40,34 @@ def peak_tflops(device: torch.device, override: float | None) -> float | None:
     return None
 
 
+def non_embedding_parameters(model: torch.nn.Module) -> int:
+    """Parameters of `model` less its input embedding table (an untied output layer counts)."""
+    backbone = getattr(model, "backbone", model)
+    embedding = backbone.get_input_embeddings().weight
+    return sum(p.numel() for p in model.parameters() if p is not embedding)
+
+
+def training_flops_per_token(
+    non_embedding_params: int, *, layers: int, hidden: int, lengths: list[int]
+) -> float:
+    """FLOPs to train on one token, averaged over the tokens of sequences of these lengths."""
+    if not lengths:
+        raise ValueError("no sequences to average over")
+    # A token at position i attends to i + 1 positions: (T + 1) / 2 on average over T tokens,
+    # so a long sequence's tokens weigh in with their longer attention.
+    attended = sum(t * (t + 1) / 2 for t in lengths) / sum(lengths)
+    return 6 * non_embedding_params + 12 * layers * hidden * attended
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.prm.throughput", description=__doc__)
     parser.add_argument("--device", default=None)
     parser.add_argument("--tiny", action="store_true", help="small model and data (CPU smoke)")
+    parser.add_argument(
+        "--base-model",
+        default=None,
+        help="local Hugging Face model directory to train instead of the synthetic Llama",
+    )
     parser.add_argument("--hidden", type=int, default=None)
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--problems", type=int, default=None)
@@ -50,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from .config import TrainConfig
-    from .data import split_by_problem
+    from .data import build_examples, split_by_problem
     from .score import RewardModelScorer, resolve_device
     from .synthetic import build_tiny_backbone, make_world
     from .train import train_reward_model
@@ -68,9 +97,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        backbone = build_tiny_backbone(
-            f"{tmp}/backbone", hidden_size=hidden, num_layers=layers, num_heads=heads
-        )
+        if args.base_model:
+            from transformers import AutoConfig
+
+            backbone = args.base_model
+            real = AutoConfig.from_pretrained(backbone, local_files_only=True)
+            hidden, layers = real.hidden_size, real.num_hidden_layers
+            heads = real.num_attention_heads
+        else:
+            backbone = build_tiny_backbone(
+                f"{tmp}/backbone", hidden_size=hidden, num_layers=layers, num_heads=heads
+            )
         config = TrainConfig(
             backbone,
             f"{tmp}/prm",
@@ -82,16 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         result = train_reward_model(train, config)
         m = result.metrics
-        from transformers import AutoConfig
-
-        cfg = AutoConfig.from_pretrained(backbone, local_files_only=True)
-        params = 12 * cfg.num_hidden_layers * cfg.hidden_size**2  # attention 4h^2 + MLP 8h^2
-        mean_context = m["tokens"] / max(1, m["examples"])
-        flops_per_token = 6 * params + 12 * layers * hidden * mean_context
-        achieved = flops_per_token * m["tokens_per_s"]
-        peak = peak_tflops(device, args.peak_tflops)
 
         scorer = RewardModelScorer.from_checkpoint(result.checkpoint_dir, device=str(device))
+        params = non_embedding_parameters(scorer.model)
+        lengths = [
+            len(e.input_ids)
+            for e in build_examples(train, scorer.tokenizer, max_length=config.max_length)
+        ]
+        flops_per_token = training_flops_per_token(
+            params, layers=layers, hidden=hidden, lengths=lengths
+        )
+        achieved = flops_per_token * m["tokens_per_s"]
+        peak = peak_tflops(device, args.peak_tflops)
         scorer.bf16 = device.type == "cuda"
         items = [(s.problem, s.steps) for s in held] * (1 if tiny else 4)
         scorer.score(items[:64], batch_tokens=batch_tokens)  # warm-up
@@ -104,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         scoring_s = time.perf_counter() - t0
         report = {
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "model": f"llama hidden={hidden} layers={layers} heads={heads}",
+            "model": f"{args.base_model or 'llama'} hidden={hidden} layers={layers} heads={heads}",
             "non_embedding_params": params,
+            "train_flops_per_token": round(flops_per_token),
             "bf16": m["bf16"],
             "train_tokens": m["tokens"],
             "train_tokens_per_s": round(m["tokens_per_s"]),
