@@ -2,11 +2,14 @@
 
 Reads top to bottom: encode each solution once, group by length under a token budget (padding
 stays at a few percent), soft cross-entropy at step separators only, AdamW with linear warm-up
-and decay, then an atomic checkpoint. Several GPUs: run under `accelerate launch` (WORLD_SIZE > 1);
-each process takes every world_size-th batch and accelerate all-reduces the gradients.
+and decay, then an atomic checkpoint. Several processes (GPUs with NCCL, or CPU with gloo): run
+under `torchrun` or `accelerate launch` (WORLD_SIZE > 1); each process takes every world_size-th
+batch and accelerate all-reduces the gradients. With `--resume-dir` a resume state is written
+every `--resume-every-steps` optimizer steps and a restarted run continues from it (resume.py).
 
     python -m training.prm.train --base-model DIR --output-dir DIR --data FILE.jsonl
     python -m training.prm.train --base-model DIR --output-dir DIR --synthetic 400
+    torchrun --nproc_per_node 2 -m training.prm.train --base-model DIR --output-dir DIR ...
 """
 
 from __future__ import annotations
