@@ -6,6 +6,7 @@ Each function runs a fixed number of grouped queries, whatever the number of rou
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,16 +18,55 @@ from active_learning.models import Generation, Selection
 from labeling.models import LabeledCompletion, Labeling, LabelingTask, Solution
 from training.models import PRMVersion, TrainingRun
 
-# Metrics plotted on the PRM dashboard: (label, paths into PRMVersion.metrics, first found wins).
-# Training stores held-out metrics at the top level; evaluations nest under "evaluation".
-PRM_METRICS: list[tuple[str, list[tuple[str, ...]]]] = [
-    ("step AUROC", [("step_auroc",), ("evaluation", "step_auroc")]),
-    ("solution AUROC", [("solution_auroc",), ("evaluation", "solution_auroc")]),
-    (
-        "first-error F1",
-        [("evaluation", "processbench", "f1"), ("processbench", "f1"), ("first_error", "f1")],
+
+@dataclass(frozen=True)
+class PRMMetric:
+    """A metric on the PRM dashboard and where to find it in ``PRMVersion.metrics``.
+
+    ``places`` are tried in order (first found wins): training stores held-out metrics at the top
+    level, evaluations nest under "evaluation". Each place is (path to the value, path to the n it
+    was measured on); ``unit`` names what n counts.
+    """
+
+    label: str
+    unit: str
+    places: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+
+
+PRM_METRICS: list[PRMMetric] = [
+    PRMMetric(
+        "step AUROC",
+        "steps",
+        (
+            (("step_auroc",), ("n_steps",)),
+            (("evaluation", "step_auroc"), ("evaluation", "n_steps")),
+        ),
     ),
-    ("best-of-N (PRM)", [("evaluation", "best_of_n", "prm"), ("best_of_n", "prm")]),
+    PRMMetric(
+        "solution AUROC",
+        "solutions",
+        (
+            (("solution_auroc",), ("n_outcome_solutions",)),
+            (("evaluation", "solution_auroc"), ("evaluation", "n_outcome_solutions")),
+        ),
+    ),
+    PRMMetric(
+        "first-error F1",
+        "solutions",
+        (
+            (("evaluation", "processbench", "f1"), ("evaluation", "processbench", "items")),
+            (("processbench", "f1"), ("processbench", "items")),
+            (("first_error", "f1"), ("first_error", "n")),
+        ),
+    ),
+    PRMMetric(
+        "best-of-N (PRM)",
+        "problems",
+        (
+            (("evaluation", "best_of_n", "prm"), ("evaluation", "best_of_n", "problems")),
+            (("best_of_n", "prm"), ("best_of_n", "problems")),
+        ),
+    ),
 ]
 
 
@@ -158,18 +198,50 @@ def labeler_quality() -> list[dict[str, Any]]:
     return out
 
 
-def _metric(metrics: dict, paths: list[tuple[str, ...]]) -> float | None:
-    for path in paths:
-        value: Any = metrics or {}
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+def _lookup(metrics: dict, path: tuple[str, ...]) -> float | None:
+    value: Any = metrics or {}
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
     return None
 
 
+def metric_value(metrics: dict, metric: PRMMetric) -> dict[str, Any] | None:
+    """``{"value", "n", "unit"}`` from the first place that holds the metric (n may be None
+    for metrics stored before their n was), or None when no place does."""
+    for value_path, n_path in metric.places:
+        value = _lookup(metrics, value_path)
+        if value is not None:
+            n = _lookup(metrics, n_path)
+            return {"value": value, "n": None if n is None else int(n), "unit": metric.unit}
+    return None
+
+
+def _n_text(found: dict[str, Any]) -> str:
+    return f"n={found['n'] if found['n'] is not None else '?'} {found['unit']}"
+
+
+def _n_range(ns: list[int | None], unit: str) -> str:
+    """The n behind a chart's points: one value or a range ("?" where one is unknown)."""
+    if not ns:
+        return ""
+    known = sorted(n for n in ns if n is not None)
+    if not known:
+        text = "?"
+    elif known[0] == known[-1]:
+        text = str(known[0])
+    else:
+        text = f"{known[0]}–{known[-1]}"
+    unknown = " (some unknown)" if known and len(known) < len(ns) else ""
+    return f"n = {text} {unit}{unknown}"
+
+
 def prm_dashboard() -> dict[str, Any]:
-    """Versions, recent training runs, and each plotted metric across generations."""
+    """Versions (with each metric's n, held-out size and training data), recent training runs,
+    and each plotted metric across generations."""
+    from training.services import heldout_size
+
     versions = list(PRMVersion.objects.order_by("created_at", "id"))
     runs = list(
         TrainingRun.objects.select_related("prm_version").order_by("-created_at", "-id")[:20]
@@ -180,13 +252,14 @@ def prm_dashboard() -> dict[str, Any]:
         .order_by("number")
     )
     series = []
-    for label, path in PRM_METRICS:
-        points = [
-            (g.number, value, g.prm_version.name)
-            for g in generations
-            if (value := _metric(g.prm_version.metrics, path)) is not None
-        ]
-        series.append({"label": label, "points": points})
+    for metric in PRM_METRICS:
+        points, ns = [], []
+        for g in generations:
+            found = metric_value(g.prm_version.metrics, metric)
+            if found is not None:
+                points.append((g.number, found["value"], f"{g.prm_version.name}, {_n_text(found)}"))
+                ns.append(found["n"])
+        series.append({"label": metric.label, "points": points, "n": _n_range(ns, metric.unit)})
     return {
         "versions": [
             {
@@ -194,11 +267,55 @@ def prm_dashboard() -> dict[str, Any]:
                 "name": v.name,
                 "kind": v.kind,
                 "state": v.state,
+                "base_model": v.base_model,
                 "created_at": v.created_at,
-                "metrics": {label: _metric(v.metrics, path) for label, path in PRM_METRICS},
+                "labelings": (v.data_snapshot or {}).get("labelings"),
+                "heldout": heldout_size(v),
+                "metrics": [
+                    {"label": m.label, **(metric_value(v.metrics, m) or {"value": None})}
+                    for m in PRM_METRICS
+                ],
+                "promotion": (v.metrics or {}).get("promotion"),
             }
             for v in versions
         ],
         "runs": runs,
         "series": series,
+    }
+
+
+def labelings_total() -> int:
+    return Labeling.objects.count()
+
+
+def pool_summary() -> dict[str, Any]:
+    """What the console's data page shows: problems, solutions by grade and origin, how many a
+    round could still select (``selection.candidate_pool`` without a PRM), and labelings."""
+    from django.db import connection
+
+    from active_learning.selection import candidate_pool
+    from labeling.models import Problem
+
+    grades = dict(Solution.objects.values_list("grade").annotate(n=Count("id")).order_by())
+    origins = (
+        Solution.objects.values("source", "generator")
+        .annotate(n=Count("id"))
+        .order_by("source", "generator")
+    )
+    pool = candidate_pool(prm_version_id=None)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({pool.sql}) pool", list(pool.params))
+        (candidates,) = cursor.fetchone()
+    labelings = dict(Labeling.objects.values_list("source").annotate(n=Count("id")).order_by())
+    return {
+        "problems": Problem.objects.count(),
+        "solutions": sum(grades.values()),
+        "grades": {g: grades.get(g, 0) for g in Solution.Grade.values},
+        "origins": [
+            {"source": row["source"], "generator": row["generator"], "solutions": row["n"]}
+            for row in origins
+        ],
+        "candidates": candidates,
+        "labelings": sum(labelings.values()),
+        "labelings_by_source": labelings,
     }

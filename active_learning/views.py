@@ -1,13 +1,16 @@
-"""The admin console's pages. Thin: selectors read, templates render, console.ts polls the API."""
+"""The admin console's pages. Thin: selectors read, templates render, console.ts polls the API
+and posts the forms (imports, generation, training, rounds) to it."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from active_learning import charts, selectors, services, strategies
+from training import selectors as training_selectors
 from training.models import PRMVersion
 
 
@@ -19,6 +22,37 @@ def _require_admin(request: HttpRequest) -> None:
         raise PermissionDenied("Only stepwise admins may open the console.")
 
 
+def _parameters(count: int | None) -> str:
+    if not count:
+        return "size unknown"
+    if count >= 10**9:
+        return f"{count / 10**9:.1f}B parameters"
+    if count >= 10**6:
+        return f"{count / 10**6:.1f}M parameters"
+    return f"{count:,} parameters"
+
+
+def _base_models() -> list[dict]:
+    """The registry as the forms show it: found or missing on disk, and the model's size."""
+    return [
+        {"name": m.name, "path": m.path, "found": m.found, "size": _parameters(m.parameter_count)}
+        for m in training_selectors.base_model_list()
+    ]
+
+
+def _next_version_name() -> str:
+    """prm-1, prm-2, ...: the first free one, so the train form's default never collides."""
+    taken = set(PRMVersion.objects.filter(name__startswith="prm-").values_list("name", flat=True))
+    n = len(taken) + 1
+    while f"prm-{n}" in taken:
+        n += 1
+    return f"prm-{n}"
+
+
+# Extra training options of the launch API shown on the train form (blank: the default).
+TRAIN_OPTIONS: list[dict] = []
+
+
 @login_required
 def rounds_dashboard(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
@@ -26,6 +60,7 @@ def rounds_dashboard(request: HttpRequest) -> HttpResponse:
     versions = PRMVersion.objects.filter(
         state__in=[PRMVersion.State.READY, PRMVersion.State.ACTIVE, PRMVersion.State.RETIRED]
     ).order_by("-created_at", "-id")
+    active = training_selectors.active_prm_version()
     distribution = sorted(
         selectors.label_distribution().items(),
         key=lambda kv: (kv[0] == "none", int(kv[0]) if kv[0] != "none" else 0),
@@ -35,9 +70,16 @@ def rounds_dashboard(request: HttpRequest) -> HttpResponse:
         "active_learning/console/rounds.html",
         {
             "versions": versions,
+            "active_version": active,
+            "training_versions": PRMVersion.objects.filter(
+                state=PRMVersion.State.TRAINING
+            ).order_by("-id"),
+            # Without an active PRM the form starts on the strategy that needs none.
+            "default_strategy": strategies.STRATEGIES[0] if active else "uniform",
             "strategies": strategies.STRATEGIES,
             "default_wrong_share": strategies.DEFAULT_WRONG_SHARE,
             "max_size": services.MAX_ROUND_SIZE,
+            "candidates": selectors.pool_summary()["candidates"],
             "labels_chart": charts.bar_chart(
                 [(row["day"], row["labelings"]) for row in per_day], title="Labels per day"
             ),
@@ -57,6 +99,22 @@ def rounds_dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def data_dashboard(request: HttpRequest) -> HttpResponse:
+    """Imports (problems, solutions, PRM800K), the generator's form and runs, and the pool."""
+    _require_admin(request)
+    return render(
+        request,
+        "active_learning/console/data.html",
+        {
+            "pool": selectors.pool_summary(),
+            "base_models": _base_models(),
+            "import_max_mb": getattr(settings, "STEPWISE_IMPORT_API_MAX_BYTES", 64 * 2**20)
+            // 2**20,
+        },
+    )
+
+
+@login_required
 def prm_dashboard(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     data = selectors.prm_dashboard()
@@ -65,11 +123,18 @@ def prm_dashboard(request: HttpRequest) -> HttpResponse:
         "active_learning/console/prm.html",
         {
             "versions": data["versions"],
-            "metric_labels": [label for label, _ in selectors.PRM_METRICS],
-            "runs": data["runs"],
+            "metric_labels": [m.label for m in selectors.PRM_METRICS],
+            "base_models": _base_models(),
+            "labelings": selectors.labelings_total(),
+            "active_version": training_selectors.active_prm_version(),
+            "suggested_name": _next_version_name(),
+            "train_options": TRAIN_OPTIONS,
+            "min_heldout_solutions": settings.STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS,
+            "min_heldout_steps": settings.STEPWISE_PROMOTION_MIN_HELDOUT_STEPS,
             "charts": [
                 {
                     "label": s["label"],
+                    "n": s["n"],
                     "svg": charts.line_chart(s["points"], title=f"{s['label']} by generation"),
                 }
                 for s in data["series"]

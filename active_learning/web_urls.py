@@ -1,4 +1,4 @@
-"""The admin console's browser pages (round and PRM dashboards)."""
+"""The admin console's browser pages: rounds, data (imports, generation, pool) and PRMs."""
 
 from django.urls import path
 
@@ -8,5 +8,6 @@ app_name = "console"
 
 urlpatterns = [
     path("", views.rounds_dashboard, name="rounds"),
+    path("data/", views.data_dashboard, name="data"),
     path("prm/", views.prm_dashboard, name="prm"),
 ]

@@ -19,7 +19,7 @@ def signed_in(who) -> Client:
     return client
 
 
-@pytest.mark.parametrize("url", ["/console/", "/console/prm/"])
+@pytest.mark.parametrize("url", ["/console/", "/console/data/", "/console/prm/"])
 def test_only_admins_open_the_console(url):
     anonymous = Client().get(url)
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
@@ -36,9 +36,12 @@ def test_rounds_page_offers_usable_versions_and_strategies(tmp_path):
     training.save()
     html = signed_in(f.person("admin")).get("/console/").content.decode()
     assert f'<option value="{ready.id}">prm-ready (ready)</option>' in html
-    assert "prm-training" not in html
-    for strategy in ("convincing_wrong_answer", "uniform", "uncertainty"):
+    assert "prm-training" not in html.split('id="launch-form"')[1]
+    for strategy in ("convincing_wrong_answer", "uncertainty"):
         assert f'<option value="{strategy}">' in html
+    # No version is active: the form says so and starts on the strategy that needs none.
+    assert '<option value="uniform" selected>' in html
+    assert "No PRM is active." in html
     assert "Labels per day: no data yet" in html
 
 
@@ -53,11 +56,12 @@ def test_prm_page_plots_each_generations_selecting_version(tmp_path):
     Generation.objects.create(number=1, prm_version=b, state="active")
     TrainingRun.objects.create(prm_version=b, state="succeeded", progress=1.0)
     html = signed_in(f.person("admin")).get("/console/prm/").content.decode()
-    assert "prm-a: 0.6100 (generation 0)" in html
-    assert "prm-b: 0.7400 (generation 1)" in html
-    assert "prm-b: 0.5000 (generation 1)" in html  # first-error F1 of the evaluation
+    # Every point and every table cell names the n it was measured on ("?" when not stored).
+    assert "prm-a, n=? steps: 0.6100 (generation 0)" in html
+    assert "prm-b, n=? steps: 0.7400 (generation 1)" in html
+    assert "prm-b, n=? solutions: 0.5000 (generation 1)" in html  # the evaluation's F1
     assert html.count("<polyline") == 2  # step AUROC and first-error F1; the rest are empty
-    assert "0.740" in html  # the versions table
+    assert '0.740 <span class="n">n=? steps</span>' in html  # the versions table
 
 
 def test_charts_escape_labels_and_handle_flat_or_empty_data():

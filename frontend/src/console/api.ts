@@ -35,6 +35,21 @@ function csrfToken(doc: Document): string {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
+async function parse<T>(response: Response): Promise<T> {
+  const text = await response.text();
+  let parsed: unknown = null;
+  try {
+    parsed = text ? (JSON.parse(text) as unknown) : null;
+  } catch {
+    // A proxy's or the server's HTML error page: report the status alone.
+    parsed = null;
+  }
+  if (!response.ok) {
+    throw new ConsoleApiError(response.status, parsed as FieldErrors | null);
+  }
+  return parsed as T;
+}
+
 export async function call<T>(doc: Document, method: string, url: string, body?: unknown): Promise<T> {
   const response = await fetch(url, {
     method,
@@ -46,10 +61,16 @@ export async function call<T>(doc: Document, method: string, url: string, body?:
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const text = await response.text();
-  const parsed = text ? (JSON.parse(text) as unknown) : null;
-  if (!response.ok) {
-    throw new ConsoleApiError(response.status, parsed as FieldErrors | null);
-  }
-  return parsed as T;
+  return parse<T>(response);
+}
+
+/** POST a multipart form (a file upload); the browser sets the boundary. */
+export async function upload<T>(doc: Document, url: string, form: FormData): Promise<T> {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { Accept: "application/json", "X-CSRFToken": csrfToken(doc) },
+    body: form,
+  });
+  return parse<T>(response);
 }

@@ -1,6 +1,16 @@
 // Node-side checks of the console's pure helpers; tests/active_learning/test_console_logic.py
 // bundles this file with esbuild and runs it with node. Any failure throws.
-import { actionsFor, launchBody, percent, progressText } from "./format";
+import {
+  actionsFor,
+  anyUnfinished,
+  importErrorText,
+  importResultText,
+  latestLogLine,
+  launchBody,
+  percent,
+  progressText,
+  trainBody,
+} from "./format";
 import type { Round } from "./types";
 
 let passed = 0;
@@ -73,6 +83,32 @@ eq(
   progressText({ ...round, state: "failed", progress: { error: "Traceback\n  boom\nValueError: bad\n" } }),
   "failed: ValueError: bad",
   "failed shows the last line of the error",
+);
+
+eq(
+  importResultText({ kind: "prm800k", lines: 9, created: { problems: 3, solutions: 9, labelings: 9, steps: 0 }, skipped: {} }),
+  "Imported 9 lines: created 3 problems, 9 solutions, 9 labelings.",
+  "import result names what was created, zeros left out",
+);
+eq(
+  importResultText({ kind: "problems", lines: 2, created: {}, skipped: { problems: 2 } }),
+  "Imported 2 lines: created nothing new; already here: 2 problems.",
+  "a second import of the same file",
+);
+eq(
+  importErrorText(400, { line: 3, field: "label.steps[0].completions", detail: "expected a list" }),
+  "Nothing was imported: line 3, field label.steps[0].completions: expected a list",
+  "a refused line names its line and field",
+);
+eq(importErrorText(400, { line: 1, field: null, detail: "not JSON" }), "Nothing was imported: line 1: not JSON", "no field");
+eq(importErrorText(413, { file: ["too big"] }), "Nothing was imported: file: too big", "other errors");
+eq(latestLogLine("2026-01-01 10:00:00 attempt 1 started\n2026-01-01 10:00:02 epoch 1/2\n"), "epoch 1/2", "latest log line");
+eq(anyUnfinished([{ state: "succeeded" }, { state: "queued" }]), true, "a queued run is unfinished");
+eq(anyUnfinished([{ state: "failed" }]), false, "finished runs");
+eq(
+  trainBody({ name: " prm-1 ", base_model: "smollm2", kind: "prm", epochs: "", learning_rate: "0.0001" }, true, ["epochs", "learning_rate"]),
+  { name: "prm-1", base_model: "smollm2", kind: "prm", activate: true, learning_rate: 0.0001 },
+  "train body: blank options left to the defaults",
 );
 
 console.log(`console: ${passed} checks passed`);

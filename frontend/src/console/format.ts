@@ -1,5 +1,6 @@
 // Pure helpers of the round dashboard (no DOM), kept apart so they read and test simply.
-import type { LaunchBody, Round } from "./types";
+import { describe, type FieldErrors } from "./api";
+import type { ImportLineError, ImportResult, LaunchBody, Round } from "./types";
 
 export function percent(share: number | null | undefined): string {
   return share === null || share === undefined ? "–" : `${Math.round(share * 100)}%`;
@@ -73,4 +74,56 @@ export function launchBody(fields: Record<string, string>, retrain: boolean): La
     qc_rate: num("qc_rate") ?? 0,
     retrain,
   };
+}
+
+function counts(parts: Record<string, number>): string {
+  return Object.entries(parts)
+    .filter(([, n]) => n)
+    .map(([what, n]) => `${n} ${what}`)
+    .join(", ");
+}
+
+/** One line for a finished import: what was read, created, and already there. */
+export function importResultText(result: ImportResult): string {
+  const made = counts(result.created) || "nothing new";
+  const had = counts(result.skipped);
+  return `Imported ${result.lines} lines: created ${made}${had ? `; already here: ${had}` : ""}.`;
+}
+
+/** A refused import: the line and field the server named, or its message. */
+export function importErrorText(status: number, body: unknown): string {
+  const b = (body ?? {}) as Partial<ImportLineError> & Record<string, unknown>;
+  if (typeof b.line === "number") {
+    const where = b.field ? `line ${b.line}, field ${b.field}` : `line ${b.line}`;
+    return `Nothing was imported: ${where}: ${b.detail ?? "invalid"}`;
+  }
+  return `Nothing was imported: ${describe(status, (body ?? null) as FieldErrors | null)}`;
+}
+
+/** The last non-empty log line without its timestamp: what a run is doing now. */
+export function latestLogLine(log: string): string {
+  const last = log.split("\n").filter((l) => l.trim()).pop() ?? "";
+  return last.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d /, "");
+}
+
+/** Runs still moving: their page polls faster. */
+export function anyUnfinished(runs: Array<{ state: string }>): boolean {
+  return runs.some((r) => r.state === "queued" || r.state === "running");
+}
+
+/** The train form's fields as the training API's body: blanks are left to the defaults. */
+export function trainBody(fields: Record<string, string>, activate: boolean, numeric: string[]): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    name: (fields.name ?? "").trim(),
+    base_model: fields.base_model ?? "",
+    kind: fields.kind || "prm",
+    activate,
+  };
+  for (const name of numeric) {
+    const raw = (fields[name] ?? "").trim();
+    if (raw !== "") {
+      body[name] = Number(raw);
+    }
+  }
+  return body;
 }

@@ -1,26 +1,12 @@
 // The round dashboard: a table of rounds refreshed by polling, the launch form, and actions.
 import { call, ConsoleApiError, type FieldErrors } from "./api";
+import { confirmAction } from "./confirm";
+import { el, refreshSection } from "./dom";
 import { actionsFor, anyLaunching, launchBody, paramsSummary, percent, progressText } from "./format";
 import type { Round } from "./types";
 
 const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 5000;
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  doc: Document,
-  tag: K,
-  text?: string,
-  className?: string,
-): HTMLElementTagNameMap[K] {
-  const node = doc.createElement(tag);
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  if (className) {
-    node.className = className;
-  }
-  return node;
-}
 
 function row(doc: Document, round: Round, act: (round: Round, action: string) => void): HTMLTableRowElement {
   const tr = el(doc, "tr");
@@ -101,6 +87,13 @@ export function startRoundsPage(doc: Document): void {
     return;
   }
   let timer: number | undefined;
+  // The last action's outcome stays in front of the polled summary until the next action.
+  let notice = "";
+  let seenLabelings: number | null = null;
+  const say = (text: string) => {
+    notice = text;
+    status.textContent = text;
+  };
 
   const refresh = async (): Promise<void> => {
     window.clearTimeout(timer);
@@ -108,7 +101,14 @@ export function startRoundsPage(doc: Document): void {
     try {
       rounds = (await call<{ results: Round[] }>(doc, "GET", "/api/rounds/")).results;
       tbody.replaceChildren(...rounds.map((r) => row(doc, r, act)));
-      status.textContent = rounds.length ? `${rounds.length} rounds · updated ${new Date().toLocaleTimeString()}` : "No rounds yet.";
+      // New labelings change the server-drawn figures below: fetch them again.
+      const labelings = rounds.reduce((sum, r) => sum + (r.counts?.labelings ?? 0), 0);
+      if (seenLabelings !== null && labelings !== seenLabelings) {
+        await refreshSection(doc, "labels-section", "labelers-section");
+      }
+      seenLabelings = labelings;
+      const summary = rounds.length ? `${rounds.length} rounds · updated ${new Date().toLocaleTimeString()}` : "No rounds yet.";
+      status.textContent = notice ? `${notice} · ${summary}` : summary;
     } catch (err) {
       status.textContent = `Could not load rounds: ${err instanceof Error ? err.message : String(err)}`;
     }
@@ -116,11 +116,26 @@ export function startRoundsPage(doc: Document): void {
   };
 
   const act = async (round: Round, action: string): Promise<void> => {
+    if (action === "cancel") {
+      const c = round.counts;
+      const open = c ? c.queued + c.paused : 0;
+      const ok = await confirmAction(doc, {
+        title: `Cancel round ${round.number}?`,
+        message:
+          `Its ${open} unclaimed task${open === 1 ? "" : "s"} leave the queue for good; labelings already ` +
+          "submitted stay. A cancelled round cannot be resumed.",
+        confirm: "Cancel the round",
+      });
+      if (!ok) {
+        say(`Round ${round.number} kept.`);
+        return;
+      }
+    }
     try {
       await call(doc, "POST", `/api/rounds/${round.number}/${action}/`);
-      status.textContent = `Round ${round.number}: ${action} done.`;
+      say(`Round ${round.number}: ${action} done.`);
     } catch (err) {
-      status.textContent = err instanceof Error ? err.message : String(err);
+      say(err instanceof Error ? err.message : String(err));
     }
     await refresh();
   };
@@ -146,7 +161,7 @@ export function startRoundsPage(doc: Document): void {
     try {
       const made = await call<Round>(doc, "POST", "/api/rounds/", launchBody(fields, retrain));
       showErrors(doc, form, {}, "");
-      status.textContent = `Round ${made.number} launched.`;
+      say(`Round ${made.number} launched.`);
     } catch (err) {
       if (err instanceof ConsoleApiError) {
         showErrors(doc, form, err.body, err.message);

@@ -51,3 +51,46 @@ export interface LaunchBody {
   qc_rate: number;
   retrain: boolean;
 }
+
+// Imports (labeling/apis_imports.py).
+export interface ImportResult {
+  kind: string;
+  lines: number;
+  created: Record<string, number>;
+  skipped: Record<string, number>;
+}
+
+export interface ImportLineError {
+  line: number;
+  field: string | null;
+  detail: string;
+}
+
+// Training (training/apis.py).
+export interface TrainingRun {
+  id: number;
+  prm_version: number;
+  kind: string;
+  state: string;
+  progress: number;
+  attempts: number;
+  error: string;
+  log: string;
+  params: Record<string, unknown>;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  heartbeat_at: string | null;
+}
+
+export interface PRMVersionOut {
+  id: number;
+  name: string;
+  kind: string;
+  state: string;
+}
+
+export interface Page<T> {
+  count: number;
+  results: T[];
+}
