@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 STEP_SEPARATOR = "<|step|>"
 
@@ -215,7 +215,18 @@ class Collated:
     targets: object  # torch.FloatTensor [n_labels, 3]
     weights: object  # torch.FloatTensor [n_labels]
     tokens: int = 0  # real (non-pad) tokens
-    labels: list[list[int]] = field(default_factory=list)  # per row, token-level view (-100 = none)
+
+    @property
+    def labels(self) -> list[list[int]]:
+        """Per row, the token-level view of the hard labels (-100 = none); built only on request
+        (training reads (row, position) pairs, so the trainer never pays for it)."""
+        rows, width = self.input_ids.shape
+        out = [[IGNORE_INDEX] * width for _ in range(rows)]
+        for row, position, target in zip(
+            self.rows.tolist(), self.positions.tolist(), self.targets.tolist(), strict=True
+        ):
+            out[row][position] = max(range(3), key=lambda c, t=target: t[c])
+        return out
 
 
 def collate(examples: Sequence[TrainingExample], *, pad_id: int) -> Collated:
@@ -225,19 +236,15 @@ def collate(examples: Sequence[TrainingExample], *, pad_id: int) -> Collated:
     width = max(len(e.input_ids) for e in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
-    rows, positions, targets, weights, labels = [], [], [], [], []
+    rows, positions, targets, weights = [], [], [], []
     for row, example in enumerate(examples):
         n = len(example.input_ids)
         input_ids[row, :n] = torch.tensor(example.input_ids, dtype=torch.long)
         attention_mask[row, :n] = 1
-        token_labels = [IGNORE_INDEX] * width
-        for position, target in zip(example.label_positions, example.targets, strict=True):
-            rows.append(row)
-            positions.append(position)
-            targets.append(target)
-            weights.append(example.weight)
-            token_labels[position] = max(range(3), key=lambda c, t=target: t[c])
-        labels.append(token_labels)
+        rows.extend([row] * len(example.label_positions))
+        positions.extend(example.label_positions)
+        targets.extend(example.targets)
+        weights.extend([example.weight] * len(example.label_positions))
     return Collated(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -246,7 +253,6 @@ def collate(examples: Sequence[TrainingExample], *, pad_id: int) -> Collated:
         targets=torch.tensor(targets, dtype=torch.float32),
         weights=torch.tensor(weights, dtype=torch.float32),
         tokens=int(attention_mask.sum()),
-        labels=labels,
     )
 
 
