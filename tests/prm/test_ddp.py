@@ -31,7 +31,7 @@ PROBLEMS = 12  # `--synthetic 12`: make_world(12, 8, seed=0), nothing held out
 SETTINGS = {"epochs": 2.0, "learning_rate": 3e-3, "batch_tokens": 256, "max_length": 128}
 
 
-def _torchrun(backbone: str, out: Path, *extra: str) -> tuple[dict, str]:
+def _launch(backbone: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "training.prm.train", "--base-model", backbone, "--output-dir", str(out),
@@ -39,9 +39,13 @@ def _torchrun(backbone: str, out: Path, *extra: str) -> tuple[dict, str]:
         *(f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()), *extra,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
+    return subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
+
+
+def _torchrun(backbone: str, out: Path, *extra: str) -> tuple[dict, str]:
+    done = _launch(backbone, out, *extra)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     return json.loads(done.stdout[done.stdout.index("{") :]), done.stderr
 
@@ -122,3 +126,11 @@ def test_two_processes_resume_from_the_state_the_main_process_wrote(
     weights = _weights(str(tmp_path / "second"))
     for name, tensor in reference_weights.items():
         torch.testing.assert_close(weights[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def test_too_few_batches_for_the_processes_is_an_error_not_a_hang(tiny_backbone, tmp_path):
+    # One batch per epoch (everything fits in it) cannot be shared by two processes.
+    done = _launch(tiny_backbone, tmp_path / "ddp", "--batch-tokens=1000000")
+    assert done.returncode != 0
+    assert "1 batch(es) per epoch cannot be shared by 2 processes" in done.stderr
+    assert not (tmp_path / "ddp").exists()

@@ -102,7 +102,13 @@ def train_reward_model(
     per_epoch = len(length_grouped_batches(lengths, batch_tokens=batch_tokens, seed=config.seed))
     world = accelerator.num_processes if accelerator else 1
     rank = accelerator.process_index if accelerator else 0
-    total_batches = max(1, math.ceil(config.epochs * per_epoch / world))
+    if per_epoch < world:
+        raise ValueError(
+            f"{per_epoch} batch(es) per epoch cannot be shared by {world} processes: "
+            "lower batch_tokens or use fewer processes"
+        )
+    # Batches per epoch of each process: a remainder that cannot go to all is left out.
+    total_batches = max(1, math.ceil(config.epochs * (per_epoch // world)))
     total_updates = max(1, math.ceil(total_batches / config.gradient_accumulation))
     warmup = max(1, int(config.warmup_fraction * total_updates))
 
