@@ -10,8 +10,12 @@ The loop of the paper's small-scale study, in memory and without Django:
    convincing-wrong-answer strategy scored by the arm's latest PRM; "uniform" selects at random.
    Round 1 has no PRM yet, so both arms start uniform (the paper's first round is uniform too);
    with the same seed the two arms pick the same round-1 batch, so that round is trained once.
+   An optional control arm, "wrong_random", takes the same 80/20 split with random scores in
+   place of the PRM's: it has active's share of wrong answers without the PRM's judgement of
+   which are convincing, so active against it measures the "convincing" part alone.
 
-The data-efficiency ratio compares the two quality-vs-labels curves (see ``efficiency_ratio``).
+The data-efficiency ratio compares two quality-vs-labels curves (``ratio_at_common_best``, and
+``efficiency_ratio`` read at active's best).
 
 Training and where an arm keeps its labels are injected, so the loop itself can be tested with
 hand-made parts. ``default_trainer`` wires in ``training.prm``. An arm's *store* selects, records
@@ -46,6 +50,7 @@ from training.prm.evaluate import top_pick_credit
 PRM_ORACLE_NEGATIVE_THRESHOLD = 0.2
 
 ARMS = ("active", "uniform")
+CONTROL_ARM = "wrong_random"
 METRICS = ("step_auroc", "best_of_n")
 
 
@@ -254,6 +259,32 @@ def efficiency_ratio(
     )
 
 
+def ratio_at_common_best(
+    active: Sequence[tuple[float, float]], uniform: Sequence[tuple[float, float]]
+) -> EfficiencyRatio:
+    """Labels each arm needs for the best quality BOTH arms reach (the lower of the two bests).
+
+    Both arms always get there, so the ratio is never censored, and swapping the arms gives
+    exactly 1 / ratio. That makes it the fair per-seed figure to average: ``efficiency_ratio``
+    aims at active's best, which uniform often never reaches, and counting those seeds at their
+    lower bound (>= 1) pushes the average above 1 even when the arms are alike. Running maximum
+    and interpolation as in ``labels_to_reach``.
+    """
+    if not active or not uniform:
+        raise ValueError("both curves need at least one point")
+    active = [p for p in active if math.isfinite(p[1])]
+    uniform = [p for p in uniform if math.isfinite(p[1])]
+    if not active or not uniform:
+        return EfficiencyRatio(math.nan, math.nan, None, None, None)
+    target = min(max(q for _, q in active), max(q for _, q in uniform))
+    active_needed = labels_to_reach([x for x, _ in active], [q for _, q in active], target)
+    uniform_needed = labels_to_reach([x for x, _ in uniform], [q for _, q in uniform], target)
+    assert active_needed is not None and uniform_needed is not None
+    return EfficiencyRatio(
+        target, active_needed, uniform_needed, uniform_needed / active_needed, None
+    )
+
+
 def ratio_at_uniform_best(
     active: Sequence[tuple[float, float]], uniform: Sequence[tuple[float, float]]
 ) -> str:
@@ -281,18 +312,12 @@ def ratio_at_uniform_best(
 
 
 @dataclass
-class SeedsSummary:
-    """The efficiency ratio of several paired seeds and a bootstrap interval over the seeds.
+class Comparison:
+    """One pair of arms over the seeds: each seed's ratio and a bootstrap interval."""
 
-    Per seed the ratio is ``efficiency_ratio`` on ``metric``: labels uniform needs to reach the
-    best (= final, on the running maximum) quality active reaches, over the labels active needed.
-    A seed where uniform never gets there counts with its lower bound (uniform's budget over
-    active's labels), which understates active learning; ``censored`` says how many did.
-    The interval is a percentile bootstrap of the geometric mean over seeds.
-    """
-
-    metric: str
-    seeds: list[int]
+    arm: str  # the arm whose efficiency is measured ...
+    baseline: str  # ... against this one
+    reading: str  # "common best" or "active's best"
     ratios: list[EfficiencyRatio]
     interval: BootstrapInterval | None
 
@@ -305,19 +330,23 @@ class SeedsSummary:
         return sum(1 for r in self.ratios if r.ratio is None and r.ratio_lower_bound is not None)
 
     def describe(self) -> str:
+        head = f"{self.arm} vs {self.baseline}, at {self.reading}"
         if self.interval is None:
-            return f"{len(self.values)} seed(s) with a defined ratio: too few for an interval"
+            return f"{head}: {len(self.values)} seed(s) with a ratio, too few for an interval"
         verdict = "excludes" if self.interval.excludes(1.0) else "includes"
+        censored = (
+            f"; {self.censored} seed(s) counted at their lower bound" if self.censored else ""
+        )
         return (
-            f"data efficiency on {self.metric} over {self.interval.n} seeds: geometric mean "
-            f"{self.interval.describe()}; the interval {verdict} 1.0 ({self.censored} seed(s) "
-            "counted at their lower bound)"
+            f"{head}: geometric mean {self.interval.describe()}, the interval {verdict} 1.0"
+            f"{censored}"
         )
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "metric": self.metric,
-            "seeds": self.seeds,
+            "arm": self.arm,
+            "baseline": self.baseline,
+            "reading": self.reading,
             "ratios": [dataclasses.asdict(r) for r in self.ratios],
             "values": self.values,
             "censored": self.censored,
@@ -327,6 +356,39 @@ class SeedsSummary:
 
 def _ratio_value(ratio: EfficiencyRatio) -> float | None:
     return ratio.ratio if ratio.ratio is not None else ratio.ratio_lower_bound
+
+
+@dataclass
+class SeedsSummary:
+    """Paired seeds: the data-efficiency ratio per seed and a percentile bootstrap interval of
+    the geometric mean over seeds, for each comparison.
+
+    Headline: active vs uniform at the best quality both reach (``ratio_at_common_best``:
+    never censored, symmetric between the arms). Also given: the same pair read at active's
+    best (``efficiency_ratio``; a seed where uniform never gets there counts with its lower
+    bound), and with the control arm, active vs wrong_random and wrong_random vs uniform.
+    """
+
+    metric: str
+    seeds: list[int]
+    comparisons: list[Comparison]
+
+    @property
+    def headline(self) -> Comparison:
+        return self.comparisons[0]
+
+    def describe(self) -> str:
+        return "\n".join(
+            f"data efficiency on {self.metric} over {len(self.seeds)} seeds, {c.describe()}"
+            for c in self.comparisons
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "seeds": self.seeds,
+            "comparisons": [c.as_dict() for c in self.comparisons],
+        }
 
 
 def summarize_seeds(
@@ -340,33 +402,43 @@ def summarize_seeds(
     if not results:
         raise ValueError("no simulation results to summarize")
     metric = metric or results[0].settings.metric
-    ratios = [r.ratio(metric) for r in results]
-    summary = SeedsSummary(
-        metric=metric, seeds=[r.settings.seed for r in results], ratios=ratios, interval=None
+    pairs = [("active", "uniform", "common best"), ("active", "uniform", "active's best")]
+    if all(r.settings.control for r in results):
+        pairs += [
+            ("active", CONTROL_ARM, "common best"),
+            (CONTROL_ARM, "uniform", "common best"),
+        ]
+    comparisons = []
+    for arm, baseline, reading in pairs:
+        measure = ratio_at_common_best if reading == "common best" else efficiency_ratio
+        ratios = [measure(r.curve(arm, metric), r.curve(baseline, metric)) for r in results]
+        comparison = Comparison(arm, baseline, reading, ratios, None)
+        if len(comparison.values) >= 2:
+            comparison.interval = percentile_bootstrap(
+                comparison.values, geometric_mean, resamples=resamples, confidence=confidence
+            )
+        comparisons.append(comparison)
+    return SeedsSummary(
+        metric=metric, seeds=[r.settings.seed for r in results], comparisons=comparisons
     )
-    values = summary.values
-    if len(values) >= 2:
-        summary.interval = percentile_bootstrap(
-            values, geometric_mean, resamples=resamples, confidence=confidence
-        )
-    return summary
 
 
 def write_summary(summary: SeedsSummary, results: Sequence[SimulationResult], out: Path) -> Path:
-    """summary.md and summary.json under out: one line per seed and the interval."""
+    """summary.md and summary.json under out: every comparison per seed, and the intervals."""
     out.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"# Data efficiency over {len(results)} paired seeds ({summary.metric})",
-        "",
-        "| seed | ratio at active's best | read at uniform's best |",
-        "|---|---|---|",
-    ]
-    for result, ratio in zip(results, summary.ratios, strict=True):
-        reverse = ratio_at_uniform_best(
-            result.curve("active", summary.metric), result.curve("uniform", summary.metric)
-        )
-        lines.append(f"| {result.settings.seed} | {ratio.describe()} | {reverse} |")
-    lines += ["", summary.describe(), ""]
+    lines = [f"# Data efficiency over {len(results)} paired seeds ({summary.metric})", ""]
+    for comparison in summary.comparisons:
+        lines += [
+            f"## {comparison.arm} vs {comparison.baseline}, at {comparison.reading}",
+            "",
+            "| seed | ratio |",
+            "|---|---|",
+        ]
+        for result, ratio in zip(results, comparison.ratios, strict=True):
+            text = ratio.describe().replace("active", comparison.arm)
+            text = text.replace("uniform", comparison.baseline)
+            lines.append(f"| {result.settings.seed} | {text} |")
+        lines += ["", comparison.describe(), ""]
     (out / "summary.md").write_text("\n".join(lines))
     path = out / "summary.json"
     path.write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True) + "\n")
@@ -414,6 +486,11 @@ class SimulationSettings:
     per_round: int = 30
     seed: int = 0
     metric: str = "step_auroc"  # which quality the efficiency ratio compares
+    control: bool = False  # also run the "wrong_random" arm
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (*ARMS, CONTROL_ARM) if self.control else ARMS
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -466,6 +543,19 @@ def check_budget(settings: SimulationSettings, *, pool_size: int, heldout_size: 
         raise ValueError("the held-out set is empty")
 
 
+@dataclass(frozen=True)
+class RandomScore:
+    """A stand-in PRM score for the control arm: no step probabilities, a seeded random value."""
+
+    score: float
+    step_probs: tuple = ()
+
+
+def random_scores(count: int, seed: int) -> list[RandomScore]:
+    rng = random.Random(f"control:{seed}")
+    return [RandomScore(rng.random()) for _ in range(count)]
+
+
 def simulate(
     *,
     pool: list[Any],
@@ -488,7 +578,7 @@ def simulate(
     # Round 1 of the first arm: (picked pool ids, their labels, row, trained scorer).
     shared_first: tuple[list[int], list[list[int]], RoundResult, Scorer] | None = None
 
-    for arm in ARMS:
+    for arm in settings.arms:
         with stores(arm, pool) as store:
             labeled_ids: list[int] = []
             steps_labeled = 0
@@ -516,6 +606,9 @@ def simulate(
                     scores = list(
                         scorer.score([(pool[i].problem, list(pool[i].steps)) for i in remaining])
                     )
+                elif arm == CONTROL_ARM:
+                    strategy = "convincing_wrong_answer"
+                    scores = random_scores(len(remaining), round_seed)
                 picked = store.select(
                     strategy,
                     remaining,
@@ -657,9 +750,10 @@ def plot_curves(result: SimulationResult, path: Path, *, title: str = "") -> Non
     styles = {
         "active": ("tab:red", "o", "active (convincing wrong answer)"),
         "uniform": ("tab:blue", "s", "uniform"),
+        CONTROL_ARM: ("tab:gray", "^", "wrong answers, random order (control)"),
     }
     for ax, metric in zip(axes, METRICS, strict=True):
-        for arm in ARMS:
+        for arm in result.settings.arms:
             points = result.curve(arm, metric)
             color, marker, label = styles[arm]
             ax.plot(

@@ -128,3 +128,32 @@ def test_report_files(tmp_path):
     again = write_report(load_result(paths["json"]), tmp_path / "again", title="t")
     for kind in ("csv", "markdown", "json"):
         assert again[kind].read_text() == paths[kind].read_text()
+
+
+def test_the_control_arm_takes_wrong_answers_in_random_order(tmp_path):
+    trainings: list = []
+
+    def trainer(labeled, seed, workdir):
+        trainings.append(len(labeled))
+        return LengthScorer()
+
+    result = simulate(
+        pool=make_pool(10, 4),
+        heldout=make_pool(3, 4),
+        oracle=KnownCorrectnessOracle(),
+        trainer=trainer,
+        stores=memory_store(SelectionParams(per_problem_cap=None)),
+        step_metrics=lambda scores, labeled: {"step_auroc": 0.5},
+        settings=SimulationSettings(rounds=3, per_round=5, control=True),
+        workdir=tmp_path,
+    )
+    rows = {(r.arm, r.round): r for r in result.rows}
+    assert [a for a, _ in rows][::3] == ["active", "uniform", "wrong_random"]
+    assert rows[("wrong_random", 1)].steps_labeled == rows[("active", 1)].steps_labeled
+    for n in (2, 3):
+        assert rows[("wrong_random", n)].strategy == "convincing_wrong_answer"
+        assert rows[("wrong_random", n)].wrong_answer_share == pytest.approx(0.8)
+    # random order, not the PRM's: the length scorer ranks long solutions first, the control
+    # arm does not follow it
+    assert rows[("wrong_random", 3)].steps_labeled != rows[("active", 3)].steps_labeled
+    assert len(trainings) == 1 + 2 * 3

@@ -153,12 +153,19 @@ def test_paired_seeds_write_a_summary_with_a_bootstrap_interval(tmp_path):
     for seed in (1, 2):
         assert (tmp_path / f"seed-{seed}" / "simulation.csv").exists()
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["seeds"] == [1, 2] and len(summary["ratios"]) == 2
-    interval = summary["interval"]
+    assert summary["seeds"] == [1, 2]
+    headline = summary["comparisons"][0]
+    assert (headline["arm"], headline["baseline"], headline["reading"]) == (
+        "active",
+        "uniform",
+        "common best",
+    )
+    assert len(headline["ratios"]) == 2 and headline["censored"] == 0
+    interval = headline["interval"]
     assert interval["resamples"] == 2000 and interval["n"] == 2
     assert interval["low"] <= interval["estimate"] <= interval["high"]
     # with two seeds the resampled geometric means lie between the two values
-    assert min(summary["values"]) == pytest.approx(interval["low"])
+    assert min(headline["values"]) == pytest.approx(interval["low"])
     assert "percentile bootstrap" in (tmp_path / "summary.md").read_text()
     assert "over 2 seeds" in stdout.getvalue()
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from active_learning.simulation import (
-    EfficiencyRatio,
     RoundResult,
     SimulationResult,
     SimulationSettings,
+    ratio_at_common_best,
     summarize_seeds,
 )
 from active_learning.stats import geometric_mean, percentile_bootstrap, quantile
@@ -77,19 +77,52 @@ def _result(seed, active, uniform):
     return SimulationResult(settings=SimulationSettings(seed=seed), rows=rows)
 
 
-def test_summary_over_seeds_uses_lower_bounds_for_censored_seeds():
+def test_summary_over_seeds():
     results = [
-        # active's best 0.70 at 60; uniform gets there at 60 + 30 * 0.05 / 0.1 = 75: 1.25
+        # active's best 0.70 at 60; uniform gets there at 60 + 30 * 0.05 / 0.1 = 75: 1.25.
+        # Common best = min(0.70, 0.75) = 0.70: the same 75 / 60.
         _result(0, [(30, 0.6), (60, 0.7)], [(30, 0.6), (60, 0.65), (90, 0.75)]),
-        # uniform never reaches 0.8: at least 90 / 60 = 1.5
+        # uniform never reaches 0.8: at active's best only >= 90 / 60 = 1.5.
+        # Common best = uniform's 0.70: uniform needs 90, active 30 + 30 * 0.1 / 0.2 = 45: 2.0
         _result(1, [(30, 0.6), (60, 0.8)], [(30, 0.6), (60, 0.65), (90, 0.7)]),
-        # active's best 0.62 at 60; uniform at 30 + 30 * 0.02 / 0.1 = 36: 0.6
+        # active's best 0.62 at 60; uniform at 30 + 30 * 0.02 / 0.1 = 36: 0.6 (both readings)
         _result(2, [(30, 0.6), (60, 0.62)], [(30, 0.6), (60, 0.7), (90, 0.7)]),
     ]
     summary = summarize_seeds(results, "step_auroc")
     assert summary.seeds == [0, 1, 2]
-    assert summary.values == pytest.approx([1.25, 1.5, 0.6])
-    assert summary.censored == 1
-    assert summary.interval.estimate == pytest.approx(geometric_mean([1.25, 1.5, 0.6]))
-    assert "includes 1.0" in summary.describe()
-    assert isinstance(summary.ratios[1], EfficiencyRatio) and summary.ratios[1].ratio is None
+    common, at_active = summary.comparisons
+    assert (common.reading, at_active.reading) == ("common best", "active's best")
+    assert common.values == pytest.approx([1.25, 2.0, 0.6])
+    assert common.censored == 0
+    assert at_active.values == pytest.approx([1.25, 1.5, 0.6])
+    assert at_active.censored == 1 and at_active.ratios[1].ratio is None
+    assert summary.headline is common
+    assert common.interval.estimate == pytest.approx(geometric_mean([1.25, 2.0, 0.6]))
+    assert "includes 1.0" in common.describe()
+
+
+def test_common_best_ratio_is_symmetric():
+    a = [(30, 0.6), (60, 0.66), (90, 0.64), (120, 0.71)]
+    b = [(30, 0.6), (60, 0.62), (90, 0.69), (120, 0.68)]
+    forward, backward = ratio_at_common_best(a, b), ratio_at_common_best(b, a)
+    assert forward.target_quality == pytest.approx(0.69)
+    assert forward.ratio * backward.ratio == pytest.approx(1.0)
+    assert forward.ratio_lower_bound is None
+
+
+def test_the_control_arm_enters_the_summary():
+    def with_control(seed):
+        result = _result(seed, [(30, 0.6), (60, 0.7)], [(30, 0.6), (60, 0.65)])
+        result.settings.control = True
+        result.rows += [
+            RoundResult("wrong_random", 1, "x", 30, 30, 0.5, 0.5, 0.6, 0.6, 0.0),
+            RoundResult("wrong_random", 2, "x", 60, 60, 0.5, 0.5, 0.68, 0.68, 0.0),
+        ]
+        return result
+
+    summary = summarize_seeds([with_control(0), with_control(1)], "step_auroc")
+    pairs = [(c.arm, c.baseline, c.reading) for c in summary.comparisons]
+    assert pairs[2:] == [
+        ("active", "wrong_random", "common best"),
+        ("wrong_random", "uniform", "common best"),
+    ]

@@ -96,6 +96,12 @@ class Command(BaseCommand):
             "percentile-bootstrap interval of their geometric mean",
         )
         parser.add_argument(
+            "--control",
+            action="store_true",
+            help="add a control arm: the same 80/20 wrong-answer split with random scores in "
+            "place of the PRM's (active's share of wrong answers without its judgement)",
+        )
+        parser.add_argument(
             "--bootstrap-resamples",
             type=int,
             default=2000,
@@ -236,6 +242,7 @@ class Command(BaseCommand):
                 per_round=knobs["per_round"],
                 seed=seed,
                 metric=options["metric"],
+                control=options["control"],
             )
             pool, heldout, source = self._world(options, knobs, seed)
             try:
@@ -253,7 +260,8 @@ class Command(BaseCommand):
         if options["seeds"]:
             summary = sim.summarize_seeds(results, resamples=options["bootstrap_resamples"])
             path = sim.write_summary(summary, results, out)
-            self.stdout.write(summary.describe())
+            for line in summary.describe().splitlines():
+                self.stdout.write(line)
             self.stdout.write(f"summary: {path.with_suffix('.md')}")
         self.stdout.write(f"wall time {time.perf_counter() - started:.1f}s")
 
