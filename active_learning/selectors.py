@@ -284,6 +284,14 @@ def prm_dashboard() -> dict[str, Any]:
     }
 
 
+def problem_splits() -> list[dict[str, Any]]:
+    """Problems per split ("" for none), for the generation form's choices."""
+    from labeling.models import Problem
+
+    rows = Problem.objects.values("split").annotate(n=Count("id")).order_by("split")
+    return [{"split": row["split"], "problems": row["n"]} for row in rows]
+
+
 def labelings_total() -> int:
     return Labeling.objects.count()
 

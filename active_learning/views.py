@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from active_learning import charts, selectors, services, strategies
+from training import sampling
 from training import selectors as training_selectors
 from training.models import PRMVersion
 
@@ -107,7 +108,8 @@ def data_dashboard(request: HttpRequest) -> HttpResponse:
         "active_learning/console/data.html",
         {
             "pool": selectors.pool_summary(),
-            "base_models": _base_models(),
+            "generators": sampling.generator_list(),
+            "problem_splits": selectors.problem_splits(),
             "import_max_mb": getattr(settings, "STEPWISE_IMPORT_API_MAX_BYTES", 64 * 2**20)
             // 2**20,
         },

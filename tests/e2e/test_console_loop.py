@@ -308,6 +308,71 @@ def test_an_admin_runs_the_loop_from_the_console(
     snap(page, "11-prm-retired")
 
 
+def test_generating_a_pool_from_the_console(
+    page, live_server, celery_worker_process, tmp_path, settings
+):
+    """The generation form samples solutions on the worker; the run's progress and counts
+    show live, the pool grows, and the same request again samples nothing new."""
+    from django.contrib.auth import get_user_model
+
+    from labeling.models import Labeler, Solution
+    from training import services as training
+
+    admin = get_user_model().objects.create_user(username="ada", password=PASSWORD)
+    Labeler.objects.create(user=admin, role="admin", screening_status="passed")
+    from training.prm.backbones import default_model_dir, ensure_local_model
+
+    # The real default generator's model (SmolLM2, converted once from the installed package as
+    # the set-up does): a random tiny model never writes an answer, so nothing would be kept.
+    smollm2 = ensure_local_model(default_model_dir(settings.STEPWISE_MODEL_DIR))
+    training.base_model_register(name="smollm2-test", path=str(smollm2))
+    settings.STEPWISE_GENERATORS = {
+        "smollm2-short": {"backend": "local", "model": "smollm2-test", "force_answer": True},
+        "gone": {"backend": "local", "model": "no-such-model"},
+    }
+    settings.STEPWISE_GENERATOR_DEFAULT = "smollm2-short"
+    easy = tmp_path / "easy.jsonl"  # a short problem keeps the CPU sampling to about a minute
+    easy.write_text(
+        json.dumps({"problem": "What is $2 + 3$?", "answer": "5", "unique_id": "test/e2e/1.json"})
+        + "\n"
+    )
+
+    log_in(page, "ada", "/console/data/")
+    _upload(page, "problems", easy)
+    page.reload()
+    assert page.locator("select[name=generator] option[value=gone]").is_disabled()
+    assert (
+        "Generator gone: model 'no-such-model'" in page.locator(".generator-problem").inner_text()
+    )
+    page.select_option("select[name=split]", "test")
+    page.fill("input[name=samples]", "2")
+    page.fill("input[name=limit]", "1")
+    page.fill("input[name=max_new_tokens]", "200")
+    page.click("#generate-button")
+    page.wait_for_selector("#generate-status:has-text('queued')")
+    page.wait_for_selector("#sampling-log:not([hidden])")
+    page.wait_for_selector(
+        "#sampling-table tr[data-state=succeeded], #sampling-table tr[data-state=failed]",
+        timeout=400_000,
+    )
+    row = page.locator("#sampling-table tbody tr").first
+    assert row.get_attribute("data-state") == "succeeded", page.locator(
+        "#sampling-log"
+    ).inner_text()
+    result = row.locator("td.result").inner_text()
+    assert result.startswith("kept ") and " of 2" in result, result
+    assert "smollm2-short: 2 per problem × 1 problem," in row.inner_text()
+    kept = Solution.objects.filter(source="generated", generator="smollm2-short").count()
+    assert kept > 0 and result.startswith(f"kept {kept} of 2")
+    page.wait_for_selector(f"[data-count=solutions]:has-text('{kept}')")
+    snap(page, "12-data-generated")
+
+    # The same request again: the API finds the first run; nothing new is sampled.
+    page.click("#generate-button")
+    page.wait_for_selector("#generate-status:has-text('This request was made before')")
+    assert page.locator("#sampling-table tbody tr").count() == 1
+
+
 def test_empty_pages_say_what_is_missing(page, live_server):
     """No base model, no runs, no data: the pages load and say so instead of failing."""
     from django.contrib.auth import get_user_model

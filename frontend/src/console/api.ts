@@ -50,7 +50,8 @@ async function parse<T>(response: Response): Promise<T> {
   return parsed as T;
 }
 
-export async function call<T>(doc: Document, method: string, url: string, body?: unknown): Promise<T> {
+/** The answer with its status (201 made, 200 found), for APIs where that difference matters. */
+export async function send<T>(doc: Document, method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
   const response = await fetch(url, {
     method,
     credentials: "same-origin",
@@ -61,7 +62,11 @@ export async function call<T>(doc: Document, method: string, url: string, body?:
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return parse<T>(response);
+  return { status: response.status, body: await parse<T>(response) };
+}
+
+export async function call<T>(doc: Document, method: string, url: string, body?: unknown): Promise<T> {
+  return (await send<T>(doc, method, url, body)).body;
 }
 
 /** POST a multipart form (a file upload); the browser sets the boundary. */

@@ -1,24 +1,29 @@
 // The data page: file imports (problems, solutions, PRM800K) with their result or the refused
 // line shown on the form, and the generator's form with its runs, refreshed by polling.
-import { call, ConsoleApiError, upload } from "./api";
+import { call, ConsoleApiError, send, upload } from "./api";
 import { el, refreshSection, when } from "./dom";
-import { anyUnfinished, importErrorText, importResultText, latestLogLine } from "./format";
+import { anyUnfinished, importErrorText, importResultText, latestLogLine, samplingCountsText } from "./format";
 import type { ImportResult, Page } from "./types";
 
 const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 6000;
 const SAMPLING_API = "/api/training/sampling-runs/";
 
+/** training/apis.py SamplingRunOutput (the list leaves out the log; the detail has it). */
 export interface SamplingRun {
   id: number;
+  generator: string;
   state: string;
   progress: number;
-  log: string;
-  error?: string;
-  generator?: string;
-  params?: Record<string, unknown>;
-  counts?: Record<string, number>;
+  counts: Record<string, number>;
+  cursor: number;
+  problem_count: number;
+  request: { samples?: number; seed?: number; sampling?: Record<string, unknown>; selection?: Record<string, unknown> };
+  error: string;
+  log?: string;
+  created_by: string | null;
   created_at: string;
+  finished_at: string | null;
 }
 
 function startImports(doc: Document): void {
@@ -59,13 +64,15 @@ function startImports(doc: Document): void {
 
 function resultText(run: SamplingRun): string {
   if (run.state === "failed") {
-    return `failed: ${latestLogLine(run.error || run.log)}`;
+    return `failed: ${latestLogLine(run.error)}`;
   }
-  const c = run.counts ?? {};
-  const parts = Object.entries(c)
-    .filter(([, n]) => typeof n === "number")
-    .map(([k, n]) => `${n} ${k.replace(/_/g, " ")}`);
-  return parts.join(", ") || "–";
+  return samplingCountsText(run.counts);
+}
+
+function requestText(run: SamplingRun): string {
+  const r = run.request ?? {};
+  const temperature = r.sampling?.temperature;
+  return `${run.generator}: ${r.samples ?? "?"} per problem × ${run.problem_count} problem${run.problem_count === 1 ? "" : "s"}${temperature !== undefined ? `, T=${temperature}` : ""}, seed ${r.seed ?? 0}`;
 }
 
 function startGeneration(doc: Document): void {
@@ -73,6 +80,7 @@ function startGeneration(doc: Document): void {
   const tbody = doc.querySelector<HTMLTableSectionElement>("#sampling-table tbody");
   const logBox = doc.getElementById("sampling-log") as HTMLPreElement | null;
   const errors = doc.getElementById("generate-errors");
+  const status = doc.getElementById("generate-status") as HTMLElement;
   if (!form || !tbody || !logBox || !errors) {
     return;
   }
@@ -97,7 +105,7 @@ function startGeneration(doc: Document): void {
         bar.max = 1;
         bar.value = run.progress ?? 0;
         const progress = el(doc, "td");
-        progress.append(bar, " ", el(doc, "span", latestLogLine(run.log), "progress-text"));
+        progress.append(bar, " ", el(doc, "span", `${run.cursor}/${run.problem_count} problems`, "progress-text"));
         const show = el(doc, "button", shownLog === run.id ? "Hide" : "Show");
         show.type = "button";
         show.addEventListener("click", () => {
@@ -108,7 +116,7 @@ function startGeneration(doc: Document): void {
         logCell.append(show);
         tr.append(
           el(doc, "td", String(run.id)),
-          el(doc, "td", run.generator ?? String(run.params?.generator ?? "–")),
+          el(doc, "td", requestText(run)),
           el(doc, "td", run.state, `state state-${run.state}`),
           progress,
           el(doc, "td", resultText(run), "result"),
@@ -118,11 +126,22 @@ function startGeneration(doc: Document): void {
         return tr;
       }),
     );
-    const shown = runs.find((r) => r.id === shownLog);
-    logBox.hidden = !shown;
-    if (shown) {
-      logBox.textContent = shown.log || "(no log yet)";
-      logBox.scrollTop = logBox.scrollHeight;
+    logBox.hidden = shownLog === null;
+  };
+
+  const showLog = async (): Promise<void> => {
+    if (shownLog === null) {
+      return;
+    }
+    try {
+      const run = await call<SamplingRun>(doc, "GET", `${SAMPLING_API}${shownLog}/`);
+      const atBottom = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 8;
+      logBox.textContent = `Run ${run.id} (${run.state})\n${run.log || "(no log yet)"}${run.error ? `\n${run.error}` : ""}`;
+      if (atBottom) {
+        logBox.scrollTop = logBox.scrollHeight;
+      }
+    } catch (err) {
+      logBox.textContent = `Could not load the log: ${err instanceof Error ? err.message : String(err)}`;
     }
   };
 
@@ -133,6 +152,7 @@ function startGeneration(doc: Document): void {
       const page = await call<Page<SamplingRun> | SamplingRun[]>(doc, "GET", SAMPLING_API);
       runs = Array.isArray(page) ? page : page.results;
       render(runs);
+      await showLog();
     } catch (err) {
       tbody.replaceChildren();
       errors.textContent = `Could not load generation runs: ${err instanceof Error ? err.message : String(err)}`;
@@ -151,7 +171,7 @@ function startGeneration(doc: Document): void {
     const text = (name: string) => String(data.get(name) ?? "").trim();
     const num = (name: string) => (text(name) === "" ? undefined : Number(text(name)));
     const body: Record<string, unknown> = { generator: text("generator"), samples: num("samples") };
-    for (const name of ["limit", "temperature", "seed"]) {
+    for (const name of ["limit", "temperature", "max_new_tokens", "seed"]) {
       if (num(name) !== undefined) {
         body[name] = num(name);
       }
@@ -164,8 +184,13 @@ function startGeneration(doc: Document): void {
     form.querySelectorAll(".field-error").forEach((n) => n.remove());
     errors.textContent = "";
     try {
-      const run = await call<SamplingRun>(doc, "POST", SAMPLING_API, body);
+      const answer = await send<SamplingRun>(doc, "POST", SAMPLING_API, body);
+      const run = answer.body;
       shownLog = run.id;
+      // The same request twice finds the first run: the API answers 200 with it, not 201.
+      status.textContent = answer.status === 201
+        ? `Run ${run.id} queued: ${requestText(run)}.`
+        : `This request was made before: run ${run.id} (${run.state}); nothing new is sampled.`;
     } catch (err) {
       if (err instanceof ConsoleApiError && err.body && typeof err.body.detail !== "string") {
         const loose: string[] = [];

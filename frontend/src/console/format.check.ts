@@ -9,6 +9,7 @@ import {
   launchBody,
   percent,
   progressText,
+  samplingCountsText,
   trainBody,
 } from "./format";
 import type { Round } from "./types";
@@ -110,5 +111,12 @@ eq(
   { name: "prm-1", base_model: "smollm2", kind: "prm", activate: true, learning_rate: 0.0001 },
   "train body: blank options left to the defaults",
 );
+
+eq(
+  samplingCountsText({ requested: 10, kept: 7, correct: 2, wrong: 5, ungraded: 0, no_answer: 2, empty: 0, duplicates: 1, already_sampled: 0 }),
+  "kept 7 of 10 (2 correct, 5 wrong); left out: 2 without an answer, 1 duplicates",
+  "sampling counts: kept with grades, then what was left out",
+);
+eq(samplingCountsText({}), "–", "a queued run has no counts yet");
 
 console.log(`console: ${passed} checks passed`);

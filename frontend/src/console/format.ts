@@ -127,3 +127,25 @@ export function trainBody(fields: Record<string, string>, activate: boolean, num
   }
   return body;
 }
+
+/** A sampling run's counts in words: what was kept (and how it graded) and what was not. */
+export function samplingCountsText(counts: Record<string, number> | null | undefined): string {
+  const c = counts ?? {};
+  if (!Object.keys(c).length) {
+    return "–";
+  }
+  const n = (key: string) => c[key] ?? 0;
+  const graded = [
+    n("correct") && `${n("correct")} correct`,
+    n("wrong") && `${n("wrong")} wrong`,
+    n("ungraded") && `${n("ungraded")} ungraded`,
+  ].filter(Boolean);
+  const dropped = [
+    n("no_answer") && `${n("no_answer")} without an answer`,
+    n("empty") && `${n("empty")} without steps`,
+    n("duplicates") && `${n("duplicates")} duplicates`,
+    n("already_sampled") && `${n("already_sampled")} sampled before`,
+  ].filter(Boolean);
+  const kept = `kept ${n("kept")} of ${n("requested")}${graded.length ? ` (${graded.join(", ")})` : ""}`;
+  return dropped.length ? `${kept}; left out: ${dropped.join(", ")}` : kept;
+}
