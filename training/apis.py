@@ -245,7 +245,8 @@ class TrainingRunDetailApi(_AdminApi):
 
 class SamplingRunOutput(serializers.ModelSerializer):
     """A sampling run. `counts`: requested = kept + duplicates + no_answer + empty +
-    already_sampled; kept = correct + wrong + ungraded."""
+    already_sampled; kept = correct + wrong + ungraded; truncated = drawn samples cut at
+    max_new_tokens."""
 
     created_by = serializers.SerializerMethodField()
     request = serializers.SerializerMethodField()

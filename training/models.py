@@ -176,7 +176,8 @@ class SamplingRun(models.Model):
     params = models.JSONField(default=dict, blank=True)
     request_key = models.CharField(max_length=64, help_text="sha256 of the frozen request.")
     cursor = models.PositiveIntegerField(default=0, help_text="Problems whose samples are stored.")
-    # requested, kept, duplicates, no_answer, empty, already_sampled, correct, wrong, ungraded
+    # requested = kept + duplicates + no_answer + empty + already_sampled;
+    # kept = correct + wrong + ungraded; truncated: drawn samples cut at max_new_tokens.
     counts = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True, default="")

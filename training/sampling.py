@@ -94,6 +94,8 @@ COUNT_KEYS = (
     "correct",
     "wrong",
     "ungraded",
+    # Of the samples drawn, how many were cut at max_new_tokens (whatever became of them).
+    "truncated",
 )
 ACTIVE_STATES = (
     SamplingRun.State.QUEUED,
@@ -603,6 +605,8 @@ def _classify(
     Returns the keepers with steps, final answer and grade; counts the rest."""
     keepers = []
     for sample in drawn:
+        if sample.completion.finish_reason == "length":
+            counts["truncated"] += 1
         parsed = split_solution(sample.completion.text)
         if parsed.is_empty:
             counts["empty"] += 1
@@ -772,7 +776,8 @@ def _sample(run: SamplingRun, reporter: _Reporter) -> dict[str, int]:
                 cursor / total,
                 f"problems {cursor}/{total}: kept {summary['kept']} "
                 f"({summary['correct']} correct), duplicates {summary['duplicates']}, "
-                f"no answer {summary['no_answer']}, empty {summary['empty']}, "
+                f"no answer {summary['no_answer']} ({summary['truncated']} cut at "
+                f"{sampling.max_new_tokens} tokens), empty {summary['empty']}, "
                 f"sampled before {summary['already_sampled']}",
                 force=True,
             )

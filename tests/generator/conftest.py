@@ -146,7 +146,8 @@ def llama_server(tmp_path_factory) -> str:
 class ScriptedServer:
     """An HTTP server speaking the OpenAI completions protocol with answers chosen by the test.
 
-    `reply(problem, seed, index, body)` gives the text of choice `index` (`problem` is the chat's
+    `reply(problem, seed, index, body)` gives the text of choice `index`, or (text, finish
+    reason) (`problem` is the chat's
     last user message, or the problem of a completions prompt); `failures` is a list of HTTP
     statuses answered (in order) before any real answer. It honours `n` unless told not to.
     """
@@ -200,7 +201,8 @@ class ScriptedServer:
                 choices = []
                 for index in range(n):
                     text = server.reply(problem, body.get("seed"), index, body)
-                    choice = {"index": index, "finish_reason": "stop"}
+                    text, reason = text if isinstance(text, tuple) else (text, "stop")
+                    choice = {"index": index, "finish_reason": reason}
                     if chat:
                         choice["message"] = {"role": "assistant", "content": text}
                     else:

@@ -32,6 +32,7 @@ SEEDED = "Seeded: what is the remainder of 10 divided by 3?"
 ANSWER_ONLY = "Answer only: what is 1 + 2?"
 GSM8K = "Pens: 3 boxes hold 4 pens each. How many pens?"
 NO_REFERENCE = "Open question: name a prime."
+CUT = "Cut off: what is 2 + 2?"
 
 
 def _reply(problem: str, seed: int, index: int, body: dict) -> str:
@@ -52,6 +53,8 @@ def _reply(problem: str, seed: int, index: int, body: dict) -> str:
         return "Three boxes of four pens.\n3 * 4 = 12\n#### 12"
     if problem == NO_REFERENCE:
         return "Two is prime.\n# Answer\n\n2"
+    if problem == CUT:
+        return "We add two and two, which", "length"
     raise AssertionError(f"unexpected problem {problem!r}")
 
 
@@ -78,6 +81,7 @@ def problems() -> dict[str, Problem]:
         ANSWER_ONLY: "3",
         GSM8K: "12",
         NO_REFERENCE: "",
+        CUT: "4",
     }
     return {
         text: Problem.objects.create(text=text, reference_answer=answer, split="test")
@@ -106,19 +110,20 @@ def test_samples_are_split_graded_deduplicated_and_counted(scripted, problems):
     run = _run(samples=3, generator="scripted", temperature=0.5, max_new_tokens=64)
     seeded = _seeded_grades(3)
     assert run.counts == {
-        "requested": 21,
+        "requested": 24,
         # SAME once (2 duplicates), SEEDED 3 times, GSM8K once (2 duplicates), NO_REFERENCE once.
         "kept": 6,
         "duplicates": 6,
-        "no_answer": 3,  # RAMBLE
+        "no_answer": 6,  # RAMBLE, and CUT (cut at the token limit)
         "empty": 6,  # EMPTY and ANSWER_ONLY
         "already_sampled": 0,
         "correct": 2 + seeded["correct"],
         "wrong": seeded["wrong"],
         "ungraded": 1,
+        "truncated": 3,
     }
-    assert run.cursor == 7 and run.progress == 1.0 and run.attempts == 1
-    assert "problems 7/7: kept 6" in run.log
+    assert run.cursor == 8 and run.progress == 1.0 and run.attempts == 1
+    assert "problems 8/8: kept 6" in run.log
     stored = Solution.objects.filter(source="generated")
     assert stored.count() == 6
     assert not stored.filter(problem__in=[problems[EMPTY], problems[RAMBLE], problems[ANSWER_ONLY]])
@@ -140,7 +145,7 @@ def test_samples_are_split_graded_deduplicated_and_counted(scripted, problems):
     assert (gsm8k.final_answer, gsm8k.grade) == ("12", "correct")
     assert stored.get(problem=problems[NO_REFERENCE]).grade == "ungraded"
     # What the server was asked: one request per problem, n = 3, the run's parameters.
-    assert {r["n"] for r in scripted.requests} == {3} and len(scripted.requests) == 7
+    assert {r["n"] for r in scripted.requests} == {3} and len(scripted.requests) == 8
     assert {r["temperature"] for r in scripted.requests} == {0.5}
 
 
@@ -156,11 +161,11 @@ def test_the_same_request_again_creates_nothing(scripted, problems):
 
     # Overlapping: one more sample per problem draws only index 3 where 0..2 were stored.
     more = _run(samples=4, generator="scripted")
-    assert more.counts["requested"] == 28
+    assert more.counts["requested"] == 32
     assert more.counts["already_sampled"] == 6  # the six solutions stored before
     assert more.counts["kept"] == 1  # SEEDED's fourth sample; the rest repeat what is stored
     assert Solution.objects.count() == len(before) + 1
-    assert sum(more.counts[k] for k in ("kept", "duplicates", "no_answer", "empty")) == 22
+    assert sum(more.counts[k] for k in ("kept", "duplicates", "no_answer", "empty")) == 26
     # A different seed is a different request: new samples.
     other = _run(samples=1, generator="scripted", seed=5, problem_ids=[problems[SEEDED].id])
     assert other.counts["kept"] == 1 and other.counts["already_sampled"] == 0

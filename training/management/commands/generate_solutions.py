@@ -98,7 +98,8 @@ class Command(BaseCommand):
             f"requested {counts.get('requested', 0)}: kept {counts.get('kept', 0)} "
             f"(correct {counts.get('correct', 0)}, wrong {counts.get('wrong', 0)}, "
             f"ungraded {counts.get('ungraded', 0)}); duplicates {counts.get('duplicates', 0)}, "
-            f"no answer {counts.get('no_answer', 0)}, empty {counts.get('empty', 0)}, "
+            f"no answer {counts.get('no_answer', 0)} ({counts.get('truncated', 0)} cut at the "
+            f"token limit), empty {counts.get('empty', 0)}, "
             f"sampled before {counts.get('already_sampled', 0)}"
         )
 
