@@ -131,7 +131,7 @@ def cmd_up() -> int:
     port = os.environ.get("STEPWISE_PORT", "8000")
     try:
         manage("migrate", "--no-input")
-        manage("load_demo")
+        manage("load_demo", "--start-loop")
     except subprocess.CalledProcessError as exc:
         services.stop()
         log(f"set-up step failed ({' '.join(exc.cmd[2:])}); see the message above")

@@ -24,6 +24,13 @@ class Command(BaseCommand):
             help="Folder with the shared data files (default: settings.STEPWISE_DATA_DIR).",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
+        parser.add_argument(
+            "--start-loop",
+            action="store_true",
+            help="Also queue the demo's background work on the gpu worker (once): the default "
+            "generator samples a few problems, and a first PRM trains from SmolLM2 on the "
+            "imported labels. `dev.py up` passes it.",
+        )
 
     def handle(self, *args, **options) -> None:
         data_dir = options["data_dir"] or Path(settings.STEPWISE_DATA_DIR)
@@ -39,6 +46,8 @@ class Command(BaseCommand):
             f"demo round: generation 0 has {result.tasks_total} tasks ({result.tasks_created} new)"
         )
         self._register_base_model()
+        if options["start_loop"]:
+            self._start_loop()
         self.stdout.write(self.style.SUCCESS("Demo accounts (username / password / role):"))
         for username, role in result.accounts:
             self.stdout.write(f"  {username:<8} {result.password}  ({role})")
@@ -57,3 +66,27 @@ class Command(BaseCommand):
             return
         model = base_model_register(name=SMOLLM2_NAME, path=str(path))
         self.stdout.write(f"base model {model.name}: {model.path}")
+
+    def _start_loop(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from labeling.imports.demo import ADMIN_USERNAME
+        from training.demo import demo_loop_start
+        from training.prm.backbones import SMOLLM2_NAME
+
+        admin = get_user_model().objects.filter(username=ADMIN_USERNAME).first()
+        loop = demo_loop_start(base_model=SMOLLM2_NAME, created_by=admin)
+        if loop.sampling_run is not None:
+            run = loop.sampling_run
+            made = "queued" if loop.sampling_created else f"found ({run.state})"
+            self.stdout.write(
+                f"demo generation: sampling run {run.id} {made} with {run.generator} "
+                "(watch it at /console/data/)"
+            )
+        if loop.training_run is not None:
+            self.stdout.write(
+                f"demo PRM: {loop.version.name} ({loop.version.state}), training run "
+                f"{loop.training_run.id} {loop.training_run.state} (watch it at /console/prm/)"
+            )
+        for note in loop.notes:
+            self.stdout.write(f"demo loop: {note}")
