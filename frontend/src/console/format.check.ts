@@ -113,8 +113,8 @@ eq(
 );
 
 eq(
-  samplingCountsText({ requested: 10, kept: 7, correct: 2, wrong: 5, ungraded: 0, no_answer: 2, empty: 0, duplicates: 1, already_sampled: 0 }),
-  "kept 7 of 10 (2 correct, 5 wrong); left out: 2 without an answer, 1 duplicates",
+  samplingCountsText({ requested: 10, kept: 7, correct: 2, wrong: 5, ungraded: 0, no_answer: 2, truncated: 1, empty: 0, duplicates: 1, already_sampled: 0 }),
+  "kept 7 of 10 (2 correct, 5 wrong); left out: 2 without an answer (1 cut at the token limit), 1 duplicates",
   "sampling counts: kept with grades, then what was left out",
 );
 eq(samplingCountsText({}), "–", "a queued run has no counts yet");

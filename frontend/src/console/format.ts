@@ -141,7 +141,8 @@ export function samplingCountsText(counts: Record<string, number> | null | undef
     n("ungraded") && `${n("ungraded")} ungraded`,
   ].filter(Boolean);
   const dropped = [
-    n("no_answer") && `${n("no_answer")} without an answer`,
+    n("no_answer") &&
+      `${n("no_answer")} without an answer${n("truncated") ? ` (${n("truncated")} cut at the token limit)` : ""}`,
     n("empty") && `${n("empty")} without steps`,
     n("duplicates") && `${n("duplicates")} duplicates`,
     n("already_sampled") && `${n("already_sampled")} sampled before`,
