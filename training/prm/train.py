@@ -117,6 +117,9 @@ def train_reward_model(
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
         betas=(0.9, 0.95),
+        # One fused kernel over all parameters instead of a loop of kernels per parameter (the
+        # Trainer's default too): SmolLM2-135M on one CPU thread, 0.68 -> 0.15 s per step.
+        fused=device.type in ("cpu", "cuda"),
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
