@@ -51,6 +51,9 @@ TRAIN_KEYS = (
     "gradient_checkpointing",
     "device",
     "resume_every_steps",
+    "train_layers",
+    "frozen_cache_gb",
+    "frozen_bf16",
 )
 
 
@@ -656,7 +659,12 @@ def _train(run: TrainingRun, reporter: RunReporter) -> dict[str, Any]:
     for attempt in range(1, run.attempts):
         shutil.rmtree(staging.with_name(f"run{run.id}-a{attempt}"), ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    hyper = {k: v for k, v in (version.hyperparameters or {}).items() if k in TRAIN_KEYS}
+    # The version's own choices over the platform's defaults (STEPWISE_TRAIN_DEFAULTS).
+    hyper = {
+        k: v
+        for k, v in {**settings.STEPWISE_TRAIN_DEFAULTS, **(version.hyperparameters or {})}.items()
+        if k in TRAIN_KEYS
+    }
     config = TrainConfig(
         base_model=version.base_model,
         output_dir=str(staging),

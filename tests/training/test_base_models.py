@@ -129,3 +129,34 @@ def test_admin_lists_base_models_with_found_and_refuses_an_encoder(client, tiny_
     )
     assert response.status_code == 302
     assert BaseModel.objects.get(name="tiny2").parameter_count > 0
+
+
+def test_training_options_reach_the_trainer_and_defaults_fill_the_rest(
+    tmp_path, settings, synthetic_labelings
+):
+    """A version trains with STEPWISE_TRAIN_DEFAULTS under its own hyperparameters."""
+    from training.prm.synthetic import build_tiny_backbone
+
+    backbone = build_tiny_backbone(
+        str(tmp_path / "two-layers"), hidden_size=32, num_layers=2, num_heads=2, max_positions=512
+    )
+    services.base_model_register(name="tiny2", path=backbone)
+    settings.STEPWISE_ARTIFACT_DIR = tmp_path / "artifacts"
+    settings.STEPWISE_TRAIN_DEFAULTS = {"train_layers": 1, "epochs": 1.0, "max_length": 256}
+    frozen = services.prm_version_create(name="top1", base_model="tiny2")
+    full = services.prm_version_create(
+        name="full", base_model="tiny2", hyperparameters={"train_layers": 0}
+    )
+    for version in (frozen, full):
+        run = services.training_run_start(prm_version_id=version.id, enqueue=False)
+        services.train_prm_version(run_id=run.id)
+        run.refresh_from_db()
+        assert run.state == "succeeded", run.error
+        version.refresh_from_db()
+    frozen.refresh_from_db()
+    assert frozen.metrics["train_frozen_layers"] == 1 and frozen.hyperparameters == {}
+    assert "computing the 1 frozen layers once" in frozen.runs.get().log
+    assert full.metrics["train_frozen_layers"] == 0
+    assert full.metrics["train_trainable_parameters"] > frozen.metrics["train_trainable_parameters"]
+    with pytest.raises(ValidationError, match="Unknown keys: lora"):
+        services.prm_version_create(name="x", base_model="tiny2", hyperparameters={"lora": 8})

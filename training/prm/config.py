@@ -35,6 +35,22 @@ class TrainConfig:
     gradient_accumulation: int = _f(1, "Batches per optimizer step.")
     overwrite: bool = _f(True, "Replace an existing output_dir (swapped in by rename).")
     log_every: int = _f(20, "Report progress every this many optimizer steps.")
+    train_layers: int | None = _f(
+        None,
+        "Train only the top K transformer layers, the final norm and the head; the embeddings and "
+        "the layers below stay as pretrained. None (or K >= the model's depth): train everything.",
+    )
+    frozen_cache_gb: float = _f(
+        8.0,
+        "With train_layers, compute the frozen layers once per solution and keep their output "
+        "(in CPU memory, up to this many GB) for every epoch; 0, or data too big: recompute them "
+        "in every step (without their backward pass).",
+    )
+    frozen_bf16: bool | None = _f(
+        None,
+        "bf16 autocast for that one-time pass through the frozen layers; None: on for CUDA and "
+        "for CPUs with native bf16 (AVX512-BF16 or AMX), else fp32.",
+    )
     resume_dir: str | None = _f(
         None,
         "Directory of the resume state (see resume.py): written every resume_every_steps, "
@@ -55,6 +71,10 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive")
         if self.gradient_accumulation < 1:
             raise ValueError("gradient_accumulation must be >= 1")
+        if self.train_layers is not None and self.train_layers < 0:
+            raise ValueError("train_layers must be >= 0 (0 or None: train every layer)")
+        if self.frozen_cache_gb < 0:
+            raise ValueError("frozen_cache_gb must be >= 0")
         if self.resume_every_steps < 1:
             raise ValueError("resume_every_steps must be >= 1")
 

@@ -11,7 +11,10 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -25,12 +28,32 @@ HEAD_NAME = "reward_head.pt"
 FORMAT_VERSION = 1
 
 
+def decoder_layers(backbone: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
+    """The backbone's stack of transformer layers, as (owner module, attribute name, the list).
+
+    Found by shape rather than by name (`layers` in Llama/Qwen/Mistral, `h` in GPT-2, ...): the
+    first ModuleList holding `num_hidden_layers` modules.
+    """
+    count = getattr(backbone.config, "num_hidden_layers", None)
+    for name, module in backbone.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count and count:
+            owner_name, _, attribute = name.rpartition(".")
+            return backbone.get_submodule(owner_name), attribute, module
+    raise ValueError(f"{type(backbone).__name__} has no list of {count} transformer layers")
+
+
 class RewardModel(nn.Module):
+    """Backbone + 3-way head. With `frozen_layers` = b > 0, layers [0, b) and the embeddings are
+    frozen, and `forward` can start from the hidden states entering layer b (`boundary_states`,
+    see `FrozenPrefixCache`) instead of from token ids.
+    """
+
     def __init__(self, backbone: nn.Module, *, num_labels: int = 3) -> None:
         super().__init__()
         self.backbone = backbone
         hidden = backbone.config.hidden_size
         self.head = nn.Linear(hidden, num_labels)
+        self.frozen_layers = 0
 
     def forward(
         self,
@@ -38,12 +61,180 @@ class RewardModel(nn.Module):
         attention_mask: torch.Tensor | None,
         rows: torch.Tensor,
         positions: torch.Tensor,
+        boundary_states: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits [n, 3] at the (row, position) pairs only: the head never runs on other tokens."""
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state
+        """Logits [n, 3] at the (row, position) pairs only: the head never runs on other tokens.
+
+        `boundary_states` [rows, width, hidden]: the output of the frozen layers for these rows;
+        then only the layers above them run (`input_ids` is not read).
+        """
+        if boundary_states is None:
+            hidden = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
+        else:
+            # The backbone's own forward, given the boundary states where it would put the token
+            # embeddings and holding only the upper layers: same position ids, mask and final norm.
+            with self.only_layers(self.frozen_layers, None):
+                hidden = self.backbone(
+                    inputs_embeds=boundary_states, attention_mask=attention_mask, use_cache=False
+                ).last_hidden_state
         return self.head(hidden[rows, positions]).float()
+
+    @contextmanager
+    def only_layers(self, start: int, stop: int | None) -> Iterator[None]:
+        """Run the backbone with layers[start:stop] only (restored afterwards)."""
+        owner, attribute, layers = decoder_layers(self.backbone)
+        owner._modules[attribute] = nn.ModuleList(list(layers)[start:stop])
+        try:
+            yield
+        finally:
+            owner._modules[attribute] = layers
+
+    @torch.no_grad()
+    def lower_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden states leaving the frozen layers [0, frozen_layers): what layer b receives."""
+        if self.frozen_layers < 1:
+            raise ValueError("no frozen layers: nothing to compute below them")
+        _, _, layers = decoder_layers(self.backbone)
+        captured: list[torch.Tensor] = []
+
+        def keep(_module, _inputs, output) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output)
+
+        hook = layers[self.frozen_layers - 1].register_forward_hook(keep)
+        try:
+            with self.only_layers(0, self.frozen_layers):
+                self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        finally:
+            hook.remove()
+        return captured[-1]
+
+
+def freeze_lower_layers(model: RewardModel, train_layers: int | None) -> int:
+    """Train only the top `train_layers` transformer layers, what follows them (the final norm)
+    and the head; the embeddings and the layers below stay as pretrained.
+
+    None or 0 leaves everything trainable (full fine-tuning). Returns the number of frozen layers.
+    """
+    owner, attribute, layers = decoder_layers(model.backbone) if train_layers else (None, "", [])
+    frozen = max(0, len(layers) - train_layers) if train_layers else 0
+    if frozen == 0:  # the whole stack trains: so do the embeddings
+        model.frozen_layers = 0
+        model.requires_grad_(True)
+        return 0
+    model.backbone.requires_grad_(False)
+    for layer in list(layers)[frozen:]:
+        layer.requires_grad_(True)
+    # Modules the owner registers after the layer stack run after it: the final norm.
+    names = list(owner._modules)
+    for name in names[names.index(attribute) + 1 :]:
+        owner._modules[name].requires_grad_(True)
+    model.head.requires_grad_(True)
+    model.frozen_layers = frozen
+    return frozen
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+class FrozenPrefixCache:
+    """The frozen layers' output for every training example, computed once before training.
+
+    Frozen weights never change, so these states are the same in every epoch; training then runs
+    only the upper layers on them. Rows are stored unpadded (each example its own [length,
+    hidden] tensor, on the CPU) and padded again per batch, since batches change every epoch.
+    Padding sits to the right and attention is causal, so a real token never sees it.
+    """
+
+    def __init__(
+        self, states: list[torch.Tensor], *, seconds: float = 0.0, share: float = 0.0
+    ) -> None:
+        self.states = states
+        self.seconds = seconds  # how long computing them took
+        self.share = share  # the part of the run's progress bar they took
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.numel() * s.element_size() for s in self.states)
+
+    @classmethod
+    def build(
+        cls,
+        model: RewardModel,
+        inputs: Sequence[Sequence[int]],
+        *,
+        pad_id: int,
+        device: torch.device,
+        bf16: bool,
+        batch_tokens: int,
+        progress: Callable[[int, int], None] | None = None,
+        share: float = 0.0,
+    ) -> FrozenPrefixCache:
+        """`progress(done, total)` is called about 20 times over the batches."""
+        from .data import length_grouped_batches
+
+        started = time.perf_counter()
+        states: list[torch.Tensor | None] = [None] * len(inputs)
+        lengths = [len(ids) for ids in inputs]
+        batches = length_grouped_batches(lengths, batch_tokens=batch_tokens, seed=None)
+        every = max(1, len(batches) // 20)
+        was_training = model.training
+        model.eval()  # dropout off: the cached states are what the frozen layers compute
+        try:
+            for number, batch in enumerate(batches, 1):
+                ids = torch.full((len(batch.indices), batch.width), pad_id, dtype=torch.long)
+                for row, index in enumerate(batch.indices):
+                    ids[row, : lengths[index]] = torch.tensor(inputs[index])
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    hidden = model.lower_states(ids.to(device))
+                hidden = hidden.float().cpu()
+                for row, index in enumerate(batch.indices):
+                    states[index] = hidden[row, : lengths[index]].clone()
+                if progress and (number % every == 0 or number == len(batches)):
+                    progress(number, len(batches))
+        finally:
+            model.train(was_training)
+        seconds = time.perf_counter() - started
+        return cls([s for s in states if s is not None], seconds=seconds, share=share)
+
+    def batch(self, indices: Sequence[int], width: int) -> torch.Tensor:
+        """[len(indices), width, hidden], zero-padded to the right (as `data.collate` pads ids)."""
+        first = self.states[indices[0]]
+        out = torch.zeros((len(indices), width, first.shape[-1]), dtype=first.dtype)
+        for row, index in enumerate(indices):
+            state = self.states[index]
+            out[row, : state.shape[0]] = state
+        return out
+
+
+@torch.no_grad()
+def split_matches_full(model: RewardModel, *, length: int = 12, tolerance: float = 1e-4) -> bool:
+    """Is "frozen layers, then the rest from their output" the same function as one forward?
+
+    True for Llama-style models. Backbones that transform `inputs_embeds` inside their forward
+    (GPT-2 adds position embeddings, Gemma scales by sqrt(hidden)) would give other numbers:
+    for those the cache is not used and the frozen layers run in every step instead.
+    """
+    if model.frozen_layers < 1:
+        return False
+    was_training = model.training
+    model.eval()
+    try:
+        vocab = int(model.backbone.config.vocab_size)
+        device = next(model.parameters()).device
+        ids = (torch.arange(length, dtype=torch.long) * 7 % (vocab - 3) + 3)[None].to(device)
+        rows = torch.zeros(length, dtype=torch.long, device=device)
+        positions = torch.arange(length, device=device)
+        full = model(ids, None, rows, positions)
+        split = model(ids, None, rows, positions, boundary_states=model.lower_states(ids))
+        scale = full.abs().max().clamp_min(1e-6)
+        return bool(((full - split).abs().max() / scale) < tolerance)
+    finally:
+        model.train(was_training)
 
 
 def load_tokenizer(path: str):

@@ -26,11 +26,20 @@ from dataclasses import dataclass
 
 import torch
 
+from .backbones import require_causal
 from .config import TrainConfig, add_arguments, from_namespace
 from .data import LabeledSolution, build_examples, collate, length_grouped_batches, split_by_problem
-from .model import new_reward_model, save_checkpoint
+from .model import (
+    FrozenPrefixCache,
+    decoder_layers,
+    freeze_lower_layers,
+    new_reward_model,
+    save_checkpoint,
+    split_matches_full,
+    trainable_parameters,
+)
 from .resume import Position, Resumer, run_fingerprint
-from .score import RewardModelScorer, is_causal_backbone, resolve_device
+from .score import RewardModelScorer, resolve_device
 
 
 @dataclass
@@ -81,12 +90,14 @@ def train_reward_model(
 
     report(0.0, "loading model")
     model, tokenizer = new_reward_model(config.base_model, seed=config.seed)
+    # Step k's score must not see the steps after it: no bidirectional encoders (backbones.py).
+    require_causal(model.backbone, where=config.base_model)
+    frozen_layers = freeze_lower_layers(model, config.train_layers)
     if config.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
         )
     model.to(device).train()
-    causal = is_causal_backbone(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     examples = build_examples(
@@ -112,8 +123,9 @@ def train_reward_model(
     total_updates = max(1, math.ceil(total_batches / config.gradient_accumulation))
     warmup = max(1, int(config.warmup_fraction * total_updates))
 
+    cache = _frozen_prefix_cache(model, examples, config, device, pad_id, frozen_layers, report)
     optimizer = torch.optim.AdamW(
-        model.parameters(),
+        trainable_parameters(model),
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
         betas=(0.9, 0.95),
@@ -153,7 +165,10 @@ def train_reward_model(
                 yield epoch, offset, mine[offset]
             epoch, skip = epoch + 1, 0
 
-    report(0.0, f"training on {len(examples)} solutions, {total_batches} batches")
+    report(
+        cache.share if cache is not None else 0.0,
+        f"training on {len(examples)} solutions, {total_batches} batches",
+    )
     tokens = padded = labeled = 0
     loss_sum = loss_count = 0.0
     last_loss = start.last_loss
@@ -180,12 +195,17 @@ def train_reward_model(
     for index in range(start.batch_index, total_batches):
         epoch, offset, batch = next(stream)
         collated = collate([examples[i] for i in batch.indices], pad_id=pad_id)
+        # Causal attention (checked above) and right padding: no mask needed, no pad is seen.
+        boundary = None
+        if cache is not None:
+            boundary = cache.batch(batch.indices, collated.input_ids.shape[1]).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(
                 collated.input_ids.to(device),
-                None if causal else collated.attention_mask.to(device),
+                None,
                 collated.rows.to(device),
                 collated.positions.to(device),
+                boundary_states=boundary,
             )
         loss = soft_cross_entropy(logits, collated.targets.to(device), collated.weights.to(device))
         scaled = loss / config.gradient_accumulation
@@ -201,7 +221,7 @@ def train_reward_model(
         loss_count += 1
         if (index + 1) % config.gradient_accumulation == 0 or index + 1 == total_batches:
             if config.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(trainable_parameters(model), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -217,8 +237,9 @@ def train_reward_model(
                     scheduler,
                 )  # fmt: skip
             if update % config.log_every == 0:
+                before = cache.share if cache is not None else 0.0
                 report(
-                    0.9 * (index + 1) / total_batches,
+                    before + (0.9 - before) * (index + 1) / total_batches,
                     f"step {update}/{total_updates} loss {last_loss:.4f}",
                 )
     if device.type == "cuda":
@@ -241,6 +262,10 @@ def train_reward_model(
         "device": str(device),
         "bf16": bf16,
         "world_size": world,
+        "frozen_layers": frozen_layers,
+        "trainable_parameters": sum(p.numel() for p in trainable_parameters(model)),
+        "frozen_cache_mb": round(cache.nbytes / 2**20, 1) if cache is not None else 0.0,
+        "frozen_cache_seconds": cache.seconds if cache is not None else 0.0,
     }
     if accelerator:
         accelerator.wait_for_everyone()
@@ -271,6 +296,57 @@ def train_reward_model(
         accelerator.wait_for_everyone()
     report(1.0, "done")
     return TrainResult(checkpoint_dir=path, metrics=metrics)
+
+
+def _frozen_prefix_cache(
+    model, examples, config: TrainConfig, device, pad_id: int, frozen_layers: int, report
+) -> FrozenPrefixCache | None:
+    """The frozen layers' output per example, computed once (None: nothing frozen, or no cache).
+
+    Built before DDP wraps the model; every process builds it for all examples, since each
+    epoch deals the batches out afresh.
+    """
+    if frozen_layers < 1 or config.frozen_cache_gb <= 0:
+        return None
+    hidden = model.backbone.config.hidden_size
+    needed_gb = sum(len(e.input_ids) for e in examples) * hidden * 4 / 2**30
+    if needed_gb > config.frozen_cache_gb:
+        report(0.0, f"frozen layers run every step: their cache would need {needed_gb:.1f} GB")
+        return None
+    if not split_matches_full(model):
+        report(0.0, "frozen layers run every step: this backbone cannot start mid-stack")
+        return None
+    bf16 = _native_bf16(device) if config.frozen_bf16 is None else config.frozen_bf16
+    # Its share of the progress bar: one forward through the frozen layers against
+    # forward + backward (about 3 forwards) through the trained ones, every epoch.
+    trained = len(decoder_layers(model.backbone)[2]) - frozen_layers
+    share = 0.9 * frozen_layers / (frozen_layers + 3 * config.epochs * trained)
+    report(0.0, f"computing the {frozen_layers} frozen layers once for {len(examples)} solutions")
+    return FrozenPrefixCache.build(
+        model,
+        [e.input_ids for e in examples],
+        pad_id=pad_id,
+        device=device,
+        bf16=bf16,
+        batch_tokens=max(config.batch_tokens, config.max_length),
+        progress=lambda done, total: report(
+            share * done / total, f"frozen layers computed for batch {done}/{total}"
+        ),
+        share=share,
+    )
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """Does the device run bf16 matrix products natively (fast), not emulated?"""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    cpu = torch.cpu
+    return bool(
+        getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+    )
 
 
 def _validation_metrics(model, tokenizer, validation, config, device) -> dict:
