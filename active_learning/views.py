@@ -103,13 +103,17 @@ def rounds_dashboard(request: HttpRequest) -> HttpResponse:
 def data_dashboard(request: HttpRequest) -> HttpResponse:
     """Imports (problems, solutions, PRM800K), the generator's form and runs, and the pool."""
     _require_admin(request)
+    splits = selectors.problem_splits()
+    named = [row["split"] for row in splits if row["split"]]
     return render(
         request,
         "active_learning/console/data.html",
         {
             "pool": selectors.pool_summary(),
             "generators": sampling.generator_list(),
-            "problem_splits": selectors.problem_splits(),
+            "problem_splits": splits,
+            # MATH's test split when there is one (the paper sampled it), else the first split.
+            "default_split": "test" if "test" in named else (named[0] if named else ""),
             "import_max_mb": getattr(settings, "STEPWISE_IMPORT_API_MAX_BYTES", 64 * 2**20)
             // 2**20,
         },

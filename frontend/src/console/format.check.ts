@@ -118,5 +118,6 @@ eq(
   "sampling counts: kept with grades, then what was left out",
 );
 eq(samplingCountsText({}), "–", "a queued run has no counts yet");
+eq(samplingCountsText({ requested: 0, kept: 0 }), "–", "a run that has drawn nothing yet");
 
 console.log(`console: ${passed} checks passed`);

@@ -131,8 +131,8 @@ export function trainBody(fields: Record<string, string>, activate: boolean, num
 /** A sampling run's counts in words: what was kept (and how it graded) and what was not. */
 export function samplingCountsText(counts: Record<string, number> | null | undefined): string {
   const c = counts ?? {};
-  if (!Object.keys(c).length) {
-    return "–";
+  if (!c.requested) {
+    return "–"; // nothing drawn yet
   }
   const n = (key: string) => c[key] ?? 0;
   const graded = [

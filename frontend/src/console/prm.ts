@@ -11,6 +11,14 @@ const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 6000;
 const RUNS_API = "/api/training/runs/?limit=15";
 
+function latestText(run: TrainingRun): string {
+  if (run.state === "failed") {
+    return latestLogLine(run.error || run.log);
+  }
+  // Queued work waits for the gpu worker, which runs one job at a time.
+  return latestLogLine(run.log) || (run.state === "queued" ? "waiting for the gpu worker" : "");
+}
+
 function versionNames(doc: Document): Map<number, string> {
   const names = new Map<number, string>();
   doc.querySelectorAll<HTMLTableRowElement>("#versions-table tr[data-version]").forEach((tr) => {
@@ -60,7 +68,7 @@ function startRuns(doc: Document): { refresh: () => Promise<void>; show: (id: nu
           el(doc, "td", run.kind),
           el(doc, "td", run.state, `state state-${run.state}`),
           progress,
-          el(doc, "td", run.state === "failed" ? latestLogLine(run.error || run.log) : latestLogLine(run.log), "progress-text"),
+          el(doc, "td", latestText(run), "progress-text"),
           el(doc, "td", when(run.started_at)),
           el(doc, "td", when(run.finished_at)),
           logCell,
