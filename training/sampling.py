@@ -633,6 +633,16 @@ def _store(
 ) -> None:
     """Write the new solutions and steps. Call inside the chunk's transaction, holding the
     imports' lock (imports create solutions by fingerprint too)."""
+    params = run.params
+    # Another run with the same sampling key may have stored some of these indexes meanwhile.
+    taken = set(
+        Solution.objects.filter(
+            problem_id__in={sample.problem.id for sample, *_ in keepers},
+            sampling_key=params["sampling_key"],
+        ).values_list("problem_id", "sample_index")
+    )
+    counts["already_sampled"] += sum((s.problem.id, s.index) in taken for s, *_ in keepers)
+    keepers = [k for k in keepers if (k[0].problem.id, k[0].index) not in taken]
     fingerprints = {
         solution_fingerprint(sample.problem.id, steps): (sample, steps, answer, grade)
         for sample, steps, answer, grade in reversed(keepers)  # the first sample wins
@@ -642,7 +652,6 @@ def _store(
         Solution.objects.filter(fingerprint__in=fingerprints).values_list("fingerprint", flat=True)
     )
     counts["duplicates"] += len(existing)
-    params = run.params
     description = {
         key: params["generator_config"].get(key)
         for key in ("backend", "model", "endpoint")

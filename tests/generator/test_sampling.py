@@ -14,6 +14,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from labeling.imports.common import text_md5
@@ -307,3 +308,39 @@ def test_sampling_math500_problems_from_the_real_llama_cpp_server(
     before = Solution.objects.count()
     again, created = sampling.sampling_run_start(enqueue=False, **request)
     assert not created and again.id == run.id and Solution.objects.count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_runs_at_once_store_each_sample_index_once(settings):
+    import threading
+
+    def reply(problem, seed, index, body):
+        # Text depends on the request's n: the two runs' samples differ, index by index.
+        return f"Run with n={body['n']}, sample {index}.\n# Answer\n\n{index}"
+
+    with ScriptedServer(reply) as server:
+        server.delay = 1.0  # both runs look for stored samples before either stores any
+        settings.STEPWISE_GENERATORS = {
+            "scripted": {"backend": "openai", "base_url": server.base_url, "model": "m"}
+        }
+        problem = Problem.objects.create(text="Overlap?", reference_answer="0")
+        first, _ = sampling.sampling_run_start(samples=2, generator="scripted", enqueue=False)
+        second, _ = sampling.sampling_run_start(samples=3, generator="scripted", enqueue=False)
+
+        def execute(run_id: int) -> None:
+            try:
+                sampling.sampling_run_execute(run_id=run_id)
+            finally:
+                connection.close()  # this thread's connection
+
+        threads = [threading.Thread(target=execute, args=(run.id,)) for run in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    runs = SamplingRun.objects.order_by("id")
+    assert [r.state for r in runs] == ["succeeded", "succeeded"], [r.error for r in runs]
+    stored = Solution.objects.filter(problem=problem)
+    assert sorted(stored.values_list("sample_index", flat=True)) == [0, 1, 2]
+    assert sum(r.counts["kept"] for r in runs) == 3
+    assert sum(r.counts["already_sampled"] for r in runs) == 2
