@@ -1,11 +1,23 @@
-"""Scoring throughput: one pass over each whole solution vs one pass per step prefix.
+"""Scoring throughput: one pass over each whole solution vs per-step scoring with a KV cache.
 
-    python benchmarks/bench_scoring.py [--solutions 48] [--repeats 3] [--threads 1]
+    python benchmarks/bench_scoring.py [--solutions 48] [--steps 10] [--repeats 3] [--threads 1]
 
-Both sides use the same model, the same input format and the same length-grouped batching
-(RewardModelScorer.step_probabilities); the baseline scores (problem, steps[:k+1]) for every k
-and keeps the last step's probabilities, which is what a scorer without step separators in one
-sequence has to do. The script also checks that both give the same probabilities.
+Ours: `RewardModelScorer.step_probabilities`, one forward pass per length-grouped batch that reads
+the head at every step separator.
+
+Baselines, all reading the same head of the same model on the same token ids (`encode_solution`):
+  * kv-batched (the strongest, the headline): what a careful user of the KV cache writes for a
+    model read at the end of a prefix. The same batches as ours; the problems run once, then each
+    step k of every solution in the batch extends the cache in one forward (right-padded, the
+    pads masked out of the cache by a 2D attention mask, positions continued per row), and the
+    head is read at each row's last real token. Every real token is computed once, as in ours;
+    it pays one forward per step instead of one per batch, and the padding of each step.
+  * kv-single: the same, one solution at a time (no padding at all; one forward per step).
+  * no-cache: every prefix (problem, steps[:k+1]) scored from scratch in ours' batching; for
+    reference, it computes ~(steps+1)/2 times as many tokens.
+The script checks that every baseline gives the same probabilities as ours (max |difference|).
+The sides take turns in every round; the speed-up is the median over rounds of the per-round
+ratio (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -21,62 +33,209 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from training.prm.data import encode_solution, length_grouped_batches  # noqa: E402
 from training.prm.model import new_reward_model  # noqa: E402
 from training.prm.score import RewardModelScorer  # noqa: E402
 from training.prm.synthetic import build_tiny_backbone, make_world  # noqa: E402
 
+Probs = list[list[tuple[float, float, float]]]
+
+
+def segments(scorer: RewardModelScorer, problem: str, steps: list[str]) -> list[list[int]]:
+    """The token ids of one solution cut into [problem part, step 1, step 2, ...], each step
+    ending at its separator: exactly the ids the one-pass scorer sees, in the order a cache
+    would take them."""
+    full = encode_solution(
+        scorer.tokenizer,
+        problem,
+        steps,
+        max_length=scorer.max_length,
+        separator_id=scorer.separator_id,
+    )
+    if full.num_steps != len(steps):
+        raise ValueError("a solution does not fit max_length; the baselines need whole solutions")
+    problem_only = encode_solution(
+        scorer.tokenizer,
+        problem,
+        [],
+        max_length=scorer.max_length,
+        separator_id=scorer.separator_id,
+    )
+    cuts = [len(problem_only.input_ids), *(end + 1 for end in full.step_ends)]
+    ids = full.input_ids
+    return [ids[: cuts[0]]] + [ids[cuts[k] : cuts[k + 1]] for k in range(len(steps))]
+
+
+@torch.inference_mode()
+def kv_cache_scores(
+    scorer: RewardModelScorer, parts: list[list[list[int]]], *, budget: int
+) -> Probs:
+    """Per-step probabilities by extending a KV cache one step at a time, a batch of solutions at a
+    time (`budget` tokens, grouped by length like ours; budget 0 = one solution at a time)."""
+    from transformers import DynamicCache
+
+    backbone, head, device = scorer.model.backbone, scorer.model.head, scorer.device
+    lengths = [sum(len(p) for p in solution) for solution in parts]
+    if budget:
+        groups = [
+            b.indices for b in length_grouped_batches(lengths, batch_tokens=budget, seed=None)
+        ]
+    else:
+        groups = [[i] for i in range(len(parts))]
+    out: Probs = [[] for _ in parts]
+    for group in groups:
+        rows = len(group)
+        cache = DynamicCache(config=backbone.config)
+        seen = torch.zeros(rows, dtype=torch.long)  # real tokens per row so far (next position)
+        mask = torch.zeros((rows, 0), dtype=torch.long)  # 1 = real token in the cache
+        chunks = max(len(parts[i]) for i in group)
+        for k in range(chunks):  # chunk 0 = the problem, chunk k = step k
+            pieces = [parts[i][k] if k < len(parts[i]) else [] for i in group]
+            width = max(1, max(len(p) for p in pieces))
+            ids = torch.full((rows, width), scorer.pad_id, dtype=torch.long)
+            real = torch.zeros((rows, width), dtype=torch.long)
+            for row, piece in enumerate(pieces):
+                ids[row, : len(piece)] = torch.tensor(piece, dtype=torch.long)
+                real[row, : len(piece)] = 1
+            positions = seen[:, None] + torch.arange(width)[None, :]
+            mask = torch.cat([mask, real], dim=1)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=scorer.bf16):
+                hidden = backbone(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device) if rows > 1 else None,
+                    position_ids=positions.to(device),
+                    cache=cache,
+                    use_cache=True,
+                ).last_hidden_state
+                if k == 0:
+                    seen += real.sum(dim=1)
+                    continue
+                ends = real.sum(dim=1) - 1
+                have = (ends >= 0).nonzero().flatten()
+                logits = head(hidden[have.to(device), ends[have].to(device)]).float()
+            probs = torch.softmax(logits, dim=-1).cpu().tolist()
+            for row, p in zip(have.tolist(), probs, strict=True):
+                out[group[row]].append(tuple(p))
+            seen += real.sum(dim=1)
+    return out
+
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--solutions", type=int, default=48)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10, help="steps per solution")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds, sides taking turns")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--model", help="local HF model directory instead of the tiny Llama")
+    parser.add_argument(
+        "--budgets",
+        default="1024,2048,4096,16384",
+        help="batch_tokens tried for ours and kv-batched; each side runs at its fastest",
+    )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-cache-baseline", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    world = make_world(args.solutions, 1, seed=7, min_ops=8, max_ops=8)
-    items = [(s.problem, s.steps[:10]) for s in world if len(s.steps) >= 10][: args.solutions]
+    # Every solution has exactly --steps steps (ratings do not matter for scoring).
+    ops = args.steps - 2  # an opening, one step per operation, the final answer
+    world = make_world(args.solutions, 1, seed=7, min_ops=ops, max_ops=ops)
+    items = [(s.problem, s.steps[: args.steps]) for s in world if len(s.steps) >= args.steps]
+    items = items[: args.solutions]
     with tempfile.TemporaryDirectory() as tmp:
-        backbone = build_tiny_backbone(
-            f"{tmp}/backbone", hidden_size=args.hidden, num_layers=args.layers
-        )
+        if args.model:
+            backbone, model_name = args.model, Path(args.model).name
+        else:
+            backbone = build_tiny_backbone(
+                f"{tmp}/backbone", hidden_size=args.hidden, num_layers=args.layers
+            )
+            model_name = f"llama hidden {args.hidden} x {args.layers} layers"
         model, tokenizer = new_reward_model(backbone, seed=0)
+    # max_length only needs to hold the longest solution; the scorer never batches below it.
     scorer = RewardModelScorer(model, tokenizer, max_length=1024, device=args.device)
+    parts = [segments(scorer, p, steps) for p, steps in items]
     prefixes = [(p, steps[: k + 1]) for p, steps in items for k in range(len(steps))]
+    cuda = args.device.startswith("cuda")
 
-    def whole() -> list:
-        return scorer.step_probabilities(items)
+    def timed(fn) -> tuple[Probs, float, float]:
+        """(result, wall seconds, CPU seconds of this process)."""
+        started, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        if cuda:
+            torch.cuda.synchronize()
+        return result, time.perf_counter() - started, time.process_time() - cpu
 
-    def per_prefix() -> list:
-        return [probs[-1] for probs in scorer.step_probabilities(prefixes)]
+    def no_cache(budget: int) -> Probs:
+        last = [p[-1] for p in scorer.step_probabilities(prefixes, batch_tokens=budget)]
+        out, cursor = [], 0
+        for _, steps in items:
+            out.append(last[cursor : cursor + len(steps)])
+            cursor += len(steps)
+        return out
 
-    whole(), per_prefix()  # warm-up
-    times = {"whole": [], "prefix": []}
-    for _ in range(args.repeats):  # interleaved so background load hits both alike
-        for name, fn in (("whole", whole), ("prefix", per_prefix)):
-            started = time.perf_counter()
-            result = fn()
-            times[name].append(time.perf_counter() - started)
-            if name == "whole":
-                single = [p for probs in result for p in probs]
-            else:
-                prefix_probs = result
-    worst = max(
-        abs(a - b)
-        for x, y in zip(single, prefix_probs, strict=True)
-        for a, b in zip(x, y, strict=True)
-    )
+    batched = {
+        "ours": lambda b: scorer.step_probabilities(items, batch_tokens=b),
+        "kv-batched": lambda b: kv_cache_scores(scorer, parts, budget=b),
+    }
+    # Each batched side gets its own fastest batch size (on a CPU small batches win: their
+    # activations stay in cache); one warm-up, then one timed call per budget.
+    budgets = [int(b) for b in args.budgets.split(",")]
+    best: dict[str, int] = {}
+    for name, fn in batched.items():
+        fn(budgets[0])
+        trial = {b: timed(lambda fn=fn, b=b: fn(b))[1 if cuda else 2] for b in budgets}
+        best[name] = min(trial, key=trial.get)
+        print(
+            f"{name} batch_tokens sweep ({'wall' if cuda else 'CPU'} s): "
+            + ", ".join(f"{b}: {t:.3f}" for b, t in trial.items())
+            + f" -> {best[name]}",
+            flush=True,
+        )
+    sides = {
+        "ours": lambda: batched["ours"](best["ours"]),
+        "kv-batched": lambda: batched["kv-batched"](best["kv-batched"]),
+        "kv-single": lambda: kv_cache_scores(scorer, parts, budget=0),
+    }
+    if args.no_cache_baseline:
+        sides["no-cache"] = lambda: no_cache(best["ours"])
+    for fn in sides.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    cpu_times: dict[str, list[float]] = {name: [] for name in sides}
+    results: dict[str, Probs] = {}
+    names = list(sides)
+    for repeat in range(args.repeats):  # the sides take turns, starting one later each round
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            results[name], wall, cpu = timed(sides[name])
+            times[name].append(wall)
+            cpu_times[name].append(cpu)
     n = len(items)
-    t_whole, t_prefix = statistics.median(times["whole"]), statistics.median(times["prefix"])
-    steps = sum(len(s) for _, s in items)
-    print(f"solutions={n} steps/solution={steps / n:.1f} model=hidden{args.hidden}x{args.layers}")
+    tokens = sum(sum(len(p) for p in solution) for solution in parts)
     print(
-        f"single pass : {n / t_whole:8.1f} solutions/s  ({t_whole:.3f} s, median of {args.repeats})"
+        f"model: {model_name}; solutions={n} steps/solution={args.steps} tokens={tokens} "
+        f"threads={args.threads} device={args.device}"
     )
-    print(f"per prefix  : {n / t_prefix:8.1f} solutions/s  ({t_prefix:.3f} s)")
-    print(f"speed-up    : {t_prefix / t_whole:.2f}x   max |p_single - p_prefix| = {worst:.2e}")
+    for name in names:
+        worst = max(
+            abs(a - b)
+            for x, y in zip(results["ours"], results[name], strict=True)
+            for px, py in zip(x, y, strict=True)
+            for a, b in zip(px, py, strict=True)
+        )
+        t = statistics.median(times[name])
+        ratios = [b / o for b, o in zip(times[name], times["ours"], strict=True)]
+        cpu_ratios = [b / o for b, o in zip(cpu_times[name], cpu_times["ours"], strict=True)]
+        print(
+            f"{name:10s}: {n / t:7.1f} solutions/s (wall {t:.3f} s, CPU "
+            f"{statistics.median(cpu_times[name]):.3f} s, medians of {args.repeats}); "
+            f"ours {statistics.median(ratios):.2f}x faster by wall time "
+            f"({', '.join(f'{r:.2f}' for r in ratios)}), {statistics.median(cpu_ratios):.2f}x "
+            f"by CPU time ({', '.join(f'{r:.2f}' for r in cpu_ratios)}); "
+            f"max |p - p_ours| = {worst:.1e}"
+        )
     return 0
 
 

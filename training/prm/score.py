@@ -100,12 +100,17 @@ class RewardModelScorer:
 
     @torch.inference_mode()
     def step_probabilities(
-        self, items: Sequence[tuple[str, Sequence[str]]], *, batch_tokens: int = 16384
+        self, items: Sequence[tuple[str, Sequence[str]]], *, batch_tokens: int | None = None
     ) -> list[list[tuple[float, float, float]]]:
         """Softmax of the 3-way head at every step separator that fits, per item, in step order.
 
         An item gets fewer probabilities than it has steps when it is longer than `max_length`.
+        `batch_tokens` (rows x longest row per forward) defaults to 16384 on a GPU and 2048 on
+        a CPU, where a batch whose activations stay in cache is faster per token (measured in
+        benchmarks/bench_scoring.py: 1.5x on a Llama 128 x 4, 1.15x on SmolLM2-135M).
         """
+        if batch_tokens is None:
+            batch_tokens = 16384 if self.device.type == "cuda" else 2048
         encoded: list[EncodedSolution] = []
         for index, (problem, steps) in enumerate(items):
             if not steps:
@@ -145,7 +150,7 @@ class RewardModelScorer:
         *,
         aggregate: str = "product",
         neutral_as_positive: bool = True,
-        batch_tokens: int = 16384,
+        batch_tokens: int | None = None,
     ) -> list[SolutionScores]:
         """Per-step probabilities and one score per solution.
 
