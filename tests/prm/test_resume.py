@@ -181,3 +181,27 @@ def test_unreadable_state_is_reported_and_training_starts_over(tmp_path):
     )
     assert resumer.restore(None, None, None) == resume.Position()
     assert "starting from step 0" in messages[0]
+
+
+def test_resume_with_frozen_lower_layers_keeps_only_the_trained_ones(
+    tiny_backbone, solutions, tmp_path
+):
+    # Top layer trained, bottom layer frozen (its output cached): the state holds what trains.
+    whole = train_reward_model(
+        solutions, _config(tiny_backbone, tmp_path / "whole", train_layers=1)
+    )
+    config = _config(
+        tiny_backbone, tmp_path / "prm", train_layers=1, resume_dir=str(tmp_path / "resume")
+    )
+    with pytest.raises(Crash):
+        train_reward_model(solutions, config, progress=_crash_at(CRASH_AT, []))
+    saved = resume.read_state(config.resume_dir)["model"]
+    assert "head.weight" in saved and any(".layers.1." in name for name in saved)
+    assert not any(".layers.0." in name or "embed_tokens" in name for name in saved)
+
+    messages: list[str] = []
+    result = train_reward_model(solutions, config, progress=lambda f, m: messages.append(m))
+    assert any(m.startswith("resumed from step 6 ") for m in messages), messages
+    expected, actual = _weights(whole.checkpoint_dir), _weights(result.checkpoint_dir)
+    for name, tensor in expected.items():
+        assert torch.equal(actual[name], tensor), name
