@@ -95,6 +95,7 @@ def test_launch_a_round_and_watch_it_on_the_dashboard(
     page.wait_for_selector("tr[data-round='0'][data-state='paused']")
     assert set(generation.tasks.values_list("state", flat=True)) == {"paused"}
     page.locator("tr[data-round='0'] button[data-action=cancel]").click()
+    page.click("dialog#confirm-dialog #confirm-yes")  # cancelling asks first
     page.wait_for_selector("tr[data-round='0'][data-state='cancelled']")
     assert page.locator("tr[data-round='0'] button").count() == 0
     assert set(generation.tasks.values_list("state", flat=True)) == {"cancelled"}
