@@ -761,7 +761,12 @@ def _sample(run: SamplingRun, reporter: _Reporter) -> dict[str, int]:
                         )
                         for problem, indexes in wanted
                     ]
-                    completions = backend.sample(requests, sampling)
+                    start, share = cursor / total, len(chunk_ids) / total
+
+                    def within(fraction: float, start=start, share=share) -> None:
+                        reporter(start + fraction * share)
+
+                    completions = backend.sample(requests, sampling, progress=within)
                     for (problem, indexes), request, outs in zip(
                         wanted, requests, completions, strict=True
                     ):

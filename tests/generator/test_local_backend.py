@@ -37,6 +37,16 @@ def test_each_sample_depends_on_its_seed_not_on_the_batch(tiny_generator):
         assert completion.finish_reason in ("stop", "length")
 
 
+def test_progress_is_reported_while_decoding(tiny_generator):
+    backend = _backend(tiny_generator, max_batch_rows=2)
+    seen: list[float] = []
+    backend.sample(
+        [SampleRequest(PROBLEMS[0], (1, 2, 3))], SamplingParams(max_new_tokens=6), seen.append
+    )
+    assert seen == sorted(seen) and len(seen) >= 6
+    assert 0 < seen[0] <= 1 / 12 and seen[-1] <= 1.0
+
+
 def test_greedy_matches_transformers_generate(tiny_generator):
     backend = _backend(tiny_generator)
     backend._load()

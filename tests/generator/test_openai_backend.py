@@ -55,7 +55,9 @@ def _echo_reply(problem: str, seed: int, index: int, body: dict) -> str:
 def test_n_is_used_and_a_server_ignoring_it_gets_one_request_per_missing_sample():
     params = SamplingParams(temperature=0.5, top_p=0.9, max_new_tokens=30, stop=("END",))
     with ScriptedServer(_echo_reply) as server:
-        backend = _backend(server.base_url, endpoint="completions", max_n=2, api_key="sk-test")
+        backend = _backend(
+            server.base_url, endpoint="completions", max_n=2, api_key="sk-test", concurrency=1
+        )
         out = backend.sample([SampleRequest("Q", (10, 11, 12))], params)[0]
         assert [r["n"] for r in server.requests] == [2, 1]
         assert [r["seed"] for r in server.requests] == [10, 12]
@@ -66,9 +68,11 @@ def test_n_is_used_and_a_server_ignoring_it_gets_one_request_per_missing_sample(
         assert first["prompt"].endswith("Problem: Q\nSolution:\n")
         assert [c.text.split(".")[0] for c in out] == ["Sample 10/0", "Sample 10/1", "Sample 12/0"]
     with ScriptedServer(_echo_reply, honour_n=False) as server:
-        backend = _backend(server.base_url, endpoint="chat")
-        out = backend.sample([SampleRequest("Q", (10, 11, 12))], params)[0]
-        assert [(r["n"], r["seed"]) for r in server.requests] == [(3, 10), (1, 11), (1, 12)]
+        backend = _backend(server.base_url, endpoint="chat", max_n=2)
+        seen: list[float] = []
+        out = backend.sample([SampleRequest("Q", (10, 11, 12))], params, seen.append)[0]
+        assert seen == [0.5, 1.0]
+        assert sorted((r["n"], r["seed"]) for r in server.requests) == [(1, 11), (1, 12), (2, 10)]
         assert [c.text.split(".")[0] for c in out] == ["Sample 10/0", "Sample 11/0", "Sample 12/0"]
         assert server.requests[0]["messages"][-1] == {"role": "user", "content": "Q"}
 

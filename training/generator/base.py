@@ -8,7 +8,7 @@ and stores what comes back.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -104,9 +104,13 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def sample(
-        self, requests: Sequence[SampleRequest], params: SamplingParams
+        self,
+        requests: Sequence[SampleRequest],
+        params: SamplingParams,
+        progress: Callable[[float], None] | None = None,
     ) -> list[list[Completion]]:
-        """One list of completions per request, in the order of its seeds."""
+        """One list of completions per request, in the order of its seeds. `progress` is called
+        (on the calling thread) with the share of this call's work done so far."""
         ...
 
     def close(self) -> None: ...

@@ -14,7 +14,7 @@ depends on its seed and prompt, not on what else was in the batch.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +157,10 @@ class LocalCausalLM:
     # ------------------------------------------------------------------ sampling
 
     def sample(
-        self, requests: Sequence[SampleRequest], params: SamplingParams
+        self,
+        requests: Sequence[SampleRequest],
+        params: SamplingParams,
+        progress: Callable[[float], None] | None = None,
     ) -> list[list[Completion]]:
         with self._lock:  # one model, one batch at a time
             self._load()
@@ -168,9 +171,17 @@ class LocalCausalLM:
                 for position, seed in enumerate(request.seeds)
             ]
             results: list[list[Completion | None]] = [[None] * len(r.seeds) for r in requests]
-            for start in range(0, len(rows), self.max_batch_rows):
+            batches = max(1, -(-len(rows) // self.max_batch_rows))
+            for number, start in enumerate(range(0, len(rows), self.max_batch_rows)):
                 chunk = rows[start : start + self.max_batch_rows]
-                completions = self._generate([prompts[i] for i, _, _ in chunk], chunk, params)
+
+                def on_step(step: int, number: int = number) -> None:
+                    if progress is not None:
+                        progress((number + step / params.max_new_tokens) / batches)
+
+                completions = self._generate(
+                    [prompts[i] for i, _, _ in chunk], chunk, params, on_step
+                )
                 for (index, position, _), completion in zip(chunk, completions, strict=True):
                     results[index][position] = completion
             if params.force_answer:
@@ -231,6 +242,7 @@ class LocalCausalLM:
         row_prompts: list[list[int]],
         rows: list[tuple[int, int, int]],
         params: SamplingParams,
+        on_step: Callable[[int], None] | None = None,
     ) -> list[Completion]:
         import torch
         from transformers import DynamicCache
@@ -295,6 +307,8 @@ class LocalCausalLM:
                         finish[row] = "length"
                         continue
                     keep.append(slot)
+                if on_step is not None:
+                    on_step(step + 1)
                 if not keep:
                     break
                 if len(keep) < len(active):

@@ -19,7 +19,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -231,7 +231,10 @@ class OpenAICompatible:
         return with_forced_answer(completion, choices[0].get("text") or "", tokens)
 
     def sample(
-        self, requests: Sequence[SampleRequest], params: SamplingParams
+        self,
+        requests: Sequence[SampleRequest],
+        params: SamplingParams,
+        progress: Callable[[float], None] | None = None,
     ) -> list[list[Completion]]:
         groups = [
             (index, start, request.seeds[start : start + self.max_n])
@@ -245,9 +248,11 @@ class OpenAICompatible:
                 (index, start, pool.submit(self._group, requests[index].problem, params, seeds))
                 for index, start, seeds in groups
             ]
-            for index, start, future in futures:
+            for done, (index, start, future) in enumerate(futures, start=1):
                 for offset, completion in enumerate(future.result()):
                     results[index][start + offset] = completion
+                if progress is not None:
+                    progress(done / len(futures))
         finally:
             # On the first failure, requests not sent yet are dropped.
             pool.shutdown(wait=True, cancel_futures=True)
