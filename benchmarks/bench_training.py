@@ -13,8 +13,8 @@ parts it was made of, in the configuration a careful user would pick for speed:
     mega-batches of up to 50 batches, sorted by length inside), lengths precomputed;
   * the Trainer's default optimizer on torch >= 2.8, fused AdamW; no gradient checkpointing.
 Same token budget: Trainer batches count rows, ours count tokens (rows x longest row <=
-batch_tokens). The baseline's `per_device_train_batch_size` is set to solutions / our batches per
-epoch, so both sides take the same number of optimizer steps and each step holds the same number
+batch_tokens). The baseline's `per_device_train_batch_size` is set to ceil(solutions / our batches
+per epoch), so both sides take the same number of optimizer steps and each step holds the same number
 of real tokens on average. Both get exactly the same token ids and label positions (our
 `build_examples`), the same backbone, learning rate, dtype (fp32 on CPU, bf16 autocast on CUDA),
 seed, thread count and gradient clipping (1.0), one epoch each.
@@ -199,7 +199,7 @@ def main() -> int:
         labeled = sum(len(e.label_positions) for e in examples)
         budget = max(int(args.batch_rows * tokens / len(examples)), max(lengths))
         our_batches = len(length_grouped_batches(lengths, batch_tokens=budget, seed=0))
-        batch_size = max(1, round(len(examples) / our_batches))
+        batch_size = -(-len(examples) // our_batches)  # ceil: the same number of batches
         print(
             f"model: {model_name}; solutions={len(examples)} real tokens={tokens} "
             f"labeled steps={labeled}; lengths min/median/max={min(lengths)}/"
