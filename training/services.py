@@ -51,6 +51,7 @@ TRAIN_KEYS = (
     "gradient_checkpointing",
     "device",
     "resume_every_steps",
+    "backbone_layers",
     "train_layers",
     "frozen_cache_gb",
     "frozen_bf16",

@@ -136,6 +136,27 @@ def test_a_frozen_checkpoint_is_a_full_model_the_scorer_loads(tiny_backbone, tmp
     assert all(p.requires_grad for p in model.parameters())  # nothing frozen at load time
 
 
+def test_backbone_layers_keeps_the_first_layers_and_the_checkpoint_is_that_model(
+    tmp_path, solutions
+):
+    from training.prm.score import RewardModelScorer
+    from training.prm.synthetic import build_tiny_backbone
+
+    three = build_tiny_backbone(str(tmp_path / "three"), hidden_size=32, num_layers=3, num_heads=2)
+    before = _initial_weights(three)
+    result = _train(three, tmp_path / "two", solutions, backbone_layers=2, train_layers=1)
+    assert (result.metrics["layers"], result.metrics["frozen_layers"]) == (2, 1)
+    model, _, _ = load_checkpoint(result.checkpoint_dir)
+    assert model.backbone.config.num_hidden_layers == 2 and len(model.backbone.layers) == 2
+    after = model.state_dict()
+    assert not any(k.startswith("backbone.layers.2.") for k in after)
+    for key, value in after.items():
+        same = torch.equal(before[key], value)
+        assert same == key.startswith(("backbone.embed_tokens", "backbone.layers.0.")), key
+    scorer = RewardModelScorer.from_checkpoint(result.checkpoint_dir, device="cpu")
+    assert len(scorer.score([(solutions[0].problem, solutions[0].steps)])[0].step_probs) > 0
+
+
 def _bert_dir(tiny_backbone: str, path) -> str:
     """A tiny BERT encoder (bidirectional attention) with the tiny backbone's tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertModel
@@ -194,5 +215,7 @@ def test_causality_is_measured_not_read_from_the_config():
 def test_bad_options_are_refused(tiny_backbone, tmp_path):
     with pytest.raises(ValueError, match="train_layers"):
         TrainConfig(tiny_backbone, str(tmp_path), train_layers=-1).validate()
+    with pytest.raises(ValueError, match="backbone_layers"):
+        TrainConfig(tiny_backbone, str(tmp_path), backbone_layers=-2).validate()
     with pytest.raises(ValueError, match="frozen_cache_gb"):
         TrainConfig(tiny_backbone, str(tmp_path), frozen_cache_gb=-1).validate()

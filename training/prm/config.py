@@ -35,6 +35,12 @@ class TrainConfig:
     gradient_accumulation: int = _f(1, "Batches per optimizer step.")
     overwrite: bool = _f(True, "Replace an existing output_dir (swapped in by rename).")
     log_every: int = _f(20, "Report progress every this many optimizer steps.")
+    backbone_layers: int | None = _f(
+        None,
+        "Keep only the first N transformer layers of the pretrained model and drop the rest "
+        "(the checkpoint is that shallower model): faster to train and to score, and mid-depth "
+        "features judge steps as well as the top ones. None: keep them all.",
+    )
     train_layers: int | None = _f(
         None,
         "Train only the top K transformer layers, the final norm and the head; the embeddings and "
@@ -71,6 +77,8 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive")
         if self.gradient_accumulation < 1:
             raise ValueError("gradient_accumulation must be >= 1")
+        if self.backbone_layers is not None and self.backbone_layers < 0:
+            raise ValueError("backbone_layers must be >= 1 (0 or None: keep every layer)")
         if self.train_layers is not None and self.train_layers < 0:
             raise ValueError("train_layers must be >= 0 (0 or None: train every layer)")
         if self.frozen_cache_gb < 0:

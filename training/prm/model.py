@@ -287,12 +287,19 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
-def new_reward_model(base_model: str, *, seed: int = 0) -> tuple[RewardModel, object]:
-    """Backbone from a local directory, separator token added, fresh small-init head."""
+def new_reward_model(
+    base_model: str, *, seed: int = 0, keep_layers: int | None = None
+) -> tuple[RewardModel, object]:
+    """Backbone from a local directory, separator token added, fresh small-init head.
+
+    `keep_layers`: keep only the first N transformer layers (see `keep_lower_layers`).
+    """
     if not Path(base_model).is_dir():
         raise FileNotFoundError(f"base model {base_model!r} is not a local directory")
     tokenizer = load_tokenizer(base_model)
     backbone = AutoModel.from_pretrained(base_model, local_files_only=True, dtype=torch.float32)
+    if keep_layers:
+        keep_lower_layers(backbone, keep_layers)
     if backbone.get_input_embeddings().num_embeddings < len(tokenizer):
         backbone.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     generator = torch.Generator().manual_seed(seed)
@@ -302,6 +309,27 @@ def new_reward_model(base_model: str, *, seed: int = 0) -> tuple[RewardModel, ob
         model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=generator) * std)
         model.head.bias.zero_()
     return model, tokenizer
+
+
+def keep_lower_layers(backbone: nn.Module, count: int) -> int:
+    """Drop every transformer layer above the first `count`; returns how many remain.
+
+    The backbone's config says so too, so a checkpoint saved from it is a shallower model of the
+    same family that loads as any other. Why: a step's correctness is read best from mid-depth
+    features (a linear probe on SmolLM2's separators peaks at layers 16-22 of 30, BENCHMARKS.md),
+    and every dropped layer is time saved in training and in every later scoring pass.
+    """
+    owner, attribute, layers = decoder_layers(backbone)
+    if count >= len(layers):
+        return len(layers)
+    if count < 1:
+        raise ValueError("keep at least one layer")
+    owner._modules[attribute] = nn.ModuleList(list(layers)[:count])
+    config = backbone.config
+    config.num_hidden_layers = count
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = config.layer_types[:count]
+    return count
 
 
 def save_checkpoint(

@@ -89,10 +89,13 @@ def train_reward_model(
     bf16 = device.type == "cuda" if config.bf16 is None else config.bf16
 
     report(0.0, "loading model")
-    model, tokenizer = new_reward_model(config.base_model, seed=config.seed)
+    model, tokenizer = new_reward_model(
+        config.base_model, seed=config.seed, keep_layers=config.backbone_layers
+    )
     # Step k's score must not see the steps after it: no bidirectional encoders (backbones.py).
     require_causal(model.backbone, where=config.base_model)
     frozen_layers = freeze_lower_layers(model, config.train_layers)
+    layer_count = getattr(model.backbone.config, "num_hidden_layers", None)
     if config.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
@@ -262,6 +265,7 @@ def train_reward_model(
         "device": str(device),
         "bf16": bf16,
         "world_size": world,
+        "layers": layer_count,
         "frozen_layers": frozen_layers,
         "trainable_parameters": sum(p.numel() for p in trainable_parameters(model)),
         "frozen_cache_mb": round(cache.nbytes / 2**20, 1) if cache is not None else 0.0,
