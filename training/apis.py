@@ -102,6 +102,16 @@ class PRMVersionListApi(_AdminApi):
         learning_rate = serializers.FloatField(min_value=1e-8, max_value=1, required=False)
         max_length = serializers.IntegerField(min_value=8, max_value=32768, required=False)
         batch_tokens = serializers.IntegerField(min_value=16, required=False)
+        backbone_layers = serializers.IntegerField(
+            min_value=0,
+            required=False,
+            help_text="Keep only the first N layers of the base model (0: all of them).",
+        )
+        train_layers = serializers.IntegerField(
+            min_value=0,
+            required=False,
+            help_text="Train only the top K layers and the head (0: every layer).",
+        )
         activate = serializers.BooleanField(default=False)
 
     @extend_schema(operation_id="training_versions_list", responses=VersionOutput(many=True))

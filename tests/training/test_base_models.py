@@ -160,3 +160,23 @@ def test_training_options_reach_the_trainer_and_defaults_fill_the_rest(
     assert full.metrics["train_trainable_parameters"] > frozen.metrics["train_trainable_parameters"]
     with pytest.raises(ValidationError, match="Unknown keys: lora"):
         services.prm_version_create(name="x", base_model="tiny2", hyperparameters={"lora": 8})
+
+
+def test_api_launch_takes_a_base_model_name_and_layer_options(tiny_backbone):
+    services.base_model_register(name="tiny", path=tiny_backbone)
+    admin = _client("admin")
+    response = admin.post(
+        "/api/training/versions/",
+        {"name": "v1", "base_model": "tiny", "train_layers": 1, "backbone_layers": 0},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    version = PRMVersion.objects.get(name="v1")
+    assert version.base_model == BaseModel.objects.get(name="tiny").path
+    assert version.hyperparameters == {"train_layers": 1, "backbone_layers": 0}
+    response = admin.post(
+        "/api/training/versions/",
+        {"name": "v2", "base_model": "tiny", "train_layers": -1},
+        format="json",
+    )
+    assert response.status_code == 400 and set(response.json()) == {"train_layers"}

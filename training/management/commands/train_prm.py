@@ -1,7 +1,7 @@
 """Train a reward model on the labelings in the database.
 
-python manage.py train_prm --base-model PATH [--name NAME] [--objective prm|orm]
-    [--epochs N] [--activate] [--async]
+python manage.py train_prm --base-model NAME_OR_PATH [--name NAME] [--objective prm|orm]
+    [--epochs N] [--backbone-layers N] [--train-layers K] [--activate] [--async]
 """
 
 from __future__ import annotations
@@ -21,13 +21,23 @@ class Command(BaseCommand):
     help = "Train a PRM (or ORM) version from the labelings in the database."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--base-model", required=True, help="Local HF model directory.")
+        parser.add_argument(
+            "--base-model",
+            required=True,
+            help="A registered base model's name (see the admin) or a local HF model directory.",
+        )
         parser.add_argument("--name", help="Version name (default: <objective>-<timestamp>).")
         parser.add_argument("--objective", choices=["prm", "orm"], default="prm")
         parser.add_argument("--epochs", type=float)
         parser.add_argument("--learning-rate", type=float)
         parser.add_argument("--max-length", type=int)
         parser.add_argument("--batch-tokens", type=int)
+        parser.add_argument(
+            "--backbone-layers", type=int, help="Keep only the first N layers (0: all)."
+        )
+        parser.add_argument(
+            "--train-layers", type=int, help="Train only the top K layers and the head (0: all)."
+        )
         parser.add_argument(
             "--activate",
             action="store_true",
@@ -44,7 +54,14 @@ class Command(BaseCommand):
         name = options["name"] or f"{options['objective']}-{timezone.now():%Y%m%d-%H%M%S}"
         hyper = {
             key: options[key]
-            for key in ("epochs", "learning_rate", "max_length", "batch_tokens")
+            for key in (
+                "epochs",
+                "learning_rate",
+                "max_length",
+                "batch_tokens",
+                "backbone_layers",
+                "train_layers",
+            )
             if options[key] is not None
         }
         try:
