@@ -10,6 +10,7 @@ import pytest
 
 from labeling.grading import extract_final_answer, grade_answer
 from training.generator import FewShotPrompt, GeneratorError, sample_seed, split_solution
+from training.generator.parse import answer_complete
 
 
 def test_paper_format_keeps_the_answer_block_with_the_last_step():
@@ -146,3 +147,21 @@ def test_sample_seeds_depend_on_seed_problem_and_index():
     assert len(seeds) == 12
     assert sample_seed(0, "a", 1) == sample_seed(0, "a", 1)
     assert all(0 <= seed < 2**31 for seed in seeds)
+
+
+@pytest.mark.parametrize(
+    ("text", "complete"),
+    [
+        ("Step.\n# Answer\n\n5", False),  # the answer line may still grow
+        ("Step.\n# Answer\n\n5\n", True),
+        ("Step.\n# Answer: 5\n", True),
+        ("Step.\n#### 42\n", True),
+        ("Step.\n# Answer\n\n", False),
+        ("### Step 1\nWe start.\n", False),  # a heading is no marker
+        ("Step.\n# Answer\n\n# Answer\n", False),
+    ],
+)
+def test_answer_complete_says_when_the_parser_stops_reading(text, complete):
+    assert answer_complete(text) is complete
+    if complete:  # what the parser keeps does not change if the model writes on
+        assert split_solution(text + "More words.\nProblem: next") == split_solution(text)

@@ -28,9 +28,10 @@ from training.generator.base import (
     needs_forced_answer,
     with_forced_answer,
 )
+from training.generator.parse import answer_complete
 from training.generator.prompt import TEXT_STOP, FewShotPrompt
 
-# Characters of decoded tail searched for stop strings after each token.
+# Tokens of decoded tail searched for stop strings after each token.
 _STOP_TAIL_TOKENS = 16
 
 
@@ -288,6 +289,7 @@ class LocalCausalLM:
                 generators.append(generator)
             tokens: list[list[int]] = [[] for _ in rows]
             finish: list[str | None] = [None] * len(rows)
+            marked = [False] * len(rows)
             active = list(range(len(rows)))
             for step in range(params.max_new_tokens):
                 chosen = self._choose(logits, [generators[r] for r in active], params)
@@ -298,9 +300,15 @@ class LocalCausalLM:
                         finish[row] = "stop"
                         continue
                     tokens[row].append(token)
-                    if stops:
-                        tail = tokenizer.decode(tokens[row][-_STOP_TAIL_TOKENS:])
-                        if any(stop in tail for stop in stops):
+                    tail = tokenizer.decode(tokens[row][-_STOP_TAIL_TOKENS:])
+                    if any(stop in tail for stop in stops):
+                        finish[row] = "stop"
+                        continue
+                    # Past a finished answer line the parser reads nothing more: stop there.
+                    # (Checked at line ends once the sample has written a `#`.)
+                    marked[row] = marked[row] or "#" in tail
+                    if marked[row] and "\n" in tokenizer.decode(tokens[row][-1:]):
+                        if answer_complete(tokenizer.decode(tokens[row])):
                             finish[row] = "stop"
                             continue
                     if step + 1 == params.max_new_tokens:

@@ -74,3 +74,20 @@ def split_solution(text: str) -> ParsedSolution:
     if answer is not None and steps:
         steps[-1] = f"{steps[-1]}\n\n{ANSWER_MARKER}\n\n{answer}"
     return ParsedSolution(steps=steps, answer=answer, reasoning_steps=reasoning)
+
+
+def answer_complete(text: str) -> bool:
+    """Has the text finished its answer line (so anything more would be dropped by
+    `split_solution`)? Lets a sampler stop there instead of writing what nobody reads."""
+    complete = text.replace("\r\n", "\n").split("\n")[:-1]  # the last line is still open
+    for index, line in enumerate(complete):
+        is_marker, inline = _marker_answer(line.strip())
+        if not is_marker:
+            continue
+        if inline:
+            return True
+        return any(
+            later.strip() and not _marker_answer(later.strip())[0]
+            for later in complete[index + 1 :]
+        )
+    return False
