@@ -75,6 +75,7 @@ def rounds_dashboard(request: HttpRequest) -> HttpResponse:
             "training_versions": PRMVersion.objects.filter(
                 state=PRMVersion.State.TRAINING
             ).order_by("-id"),
+            "ready_versions": versions.filter(state=PRMVersion.State.READY),
             # Without an active PRM the form starts on the strategy that needs none.
             "default_strategy": strategies.STRATEGIES[0] if active else "uniform",
             "strategies": strategies.STRATEGIES,
@@ -133,6 +134,7 @@ def prm_dashboard(request: HttpRequest) -> HttpResponse:
             "base_models": _base_models(),
             "labelings": selectors.labelings_total(),
             "active_version": training_selectors.active_prm_version(),
+            "ready_versions": [v for v in data["versions"] if v["state"] == PRMVersion.State.READY],
             "suggested_name": _next_version_name(),
             "train_options": TRAIN_OPTIONS,
             "min_heldout_solutions": settings.STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS,

@@ -96,6 +96,7 @@ def test_prm_page_shows_heldout_size_and_the_n_of_each_metric(tmp_path, settings
     assert "at least 50 solutions and 200 rated steps" in html
     # A ready version can be activated or retired; the page says none is active.
     assert html.count('data-action="activate"') == 2 and "No PRM is active." in html
+    assert "2 versions ready (measured, tiny): activate one" in html
 
 
 def test_rounds_form_defaults_to_the_active_prm_and_its_strategy(tmp_path):

@@ -41,7 +41,7 @@ def test_rounds_page_offers_usable_versions_and_strategies(tmp_path):
         assert f'<option value="{strategy}">' in html
     # No version is active: the form says so and starts on the strategy that needs none.
     assert '<option value="uniform" selected>' in html
-    assert "No PRM is active." in html
+    assert "No PRM is active." in html and "prm-ready is ready: pick it" in html
     assert "Labels per day: no data yet" in html
 
 
