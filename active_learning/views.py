@@ -50,8 +50,22 @@ def _next_version_name() -> str:
     return f"prm-{n}"
 
 
-# Extra training options of the launch API shown on the train form (blank: the default).
-TRAIN_OPTIONS: list[dict] = []
+def _train_options() -> list[dict]:
+    """The launch API's training options on the train form; a blank field keeps the platform's
+    default (STEPWISE_TRAIN_DEFAULTS, else the trainer's own), which the placeholder shows."""
+    defaults = settings.STEPWISE_TRAIN_DEFAULTS
+
+    def option(name: str, label: str, low: float, high: float | None = None) -> dict:
+        hint = f"default {defaults[name]}" if name in defaults else "default"
+        return {"name": name, "label": label, "min": low, "max": high, "placeholder": hint}
+
+    return [
+        option("epochs", "Epochs", 0.01, 100),
+        option("learning_rate", "Learning rate", 0, 1),
+        option("max_length", "Max tokens per solution", 8, 32768),
+        option("train_layers", "Train only the top K layers (0: all)", 0),
+        option("backbone_layers", "Keep the first N layers of the base model (0: all)", 0),
+    ]
 
 
 @login_required
@@ -136,7 +150,7 @@ def prm_dashboard(request: HttpRequest) -> HttpResponse:
             "active_version": training_selectors.active_prm_version(),
             "ready_versions": [v for v in data["versions"] if v["state"] == PRMVersion.State.READY],
             "suggested_name": _next_version_name(),
-            "train_options": TRAIN_OPTIONS,
+            "train_options": _train_options(),
             "min_heldout_solutions": settings.STEPWISE_PROMOTION_MIN_HELDOUT_SOLUTIONS,
             "min_heldout_steps": settings.STEPWISE_PROMOTION_MIN_HELDOUT_STEPS,
             "charts": [

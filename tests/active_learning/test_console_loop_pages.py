@@ -50,7 +50,8 @@ def test_pool_summary_leaves_out_labeled_and_queued_solutions():
     assert summary["origins"] == [{"source": "test", "generator": "", "solutions": 3}]
 
 
-def test_prm_page_lists_base_models_found_or_missing_with_their_size(tmp_path):
+def test_prm_page_lists_base_models_found_or_missing_with_their_size(tmp_path, settings):
+    settings.STEPWISE_TRAIN_DEFAULTS = {"train_layers": 4}
     (tmp_path / "here").mkdir()
     (tmp_path / "here" / "config.json").write_text("{}")
     BaseModel.objects.create(
@@ -64,6 +65,9 @@ def test_prm_page_lists_base_models_found_or_missing_with_their_size(tmp_path):
         in html
     )
     assert 'value="prm-1"' in html  # a free default name
+    # The training options, blank by default, show the platform's defaults.
+    assert 'name="train_layers" type="number" min="0" step="any" placeholder="default 4"' in html
+    assert 'name="backbone_layers"' in html and 'name="epochs"' in html
 
 
 def test_prm_page_shows_heldout_size_and_the_n_of_each_metric(tmp_path, settings):
