@@ -1,23 +1,27 @@
 """Scoring throughput: one pass over each whole solution vs per-step scoring with a KV cache.
 
     python benchmarks/bench_scoring.py [--solutions 48] [--steps 10] [--repeats 3] [--threads 1]
+    python benchmarks/bench_scoring.py --model var/models/smollm2-135m-instruct --solutions 16
 
 Ours: `RewardModelScorer.step_probabilities`, one forward pass per length-grouped batch that reads
 the head at every step separator.
 
 Baselines, all reading the same head of the same model on the same token ids (`encode_solution`):
   * kv-batched (the strongest, the headline): what a careful user of the KV cache writes for a
-    model read at the end of a prefix. The same batches as ours; the problems run once, then each
-    step k of every solution in the batch extends the cache in one forward (right-padded, the
-    pads masked out of the cache by a 2D attention mask, positions continued per row), and the
-    head is read at each row's last real token. Every real token is computed once, as in ours;
-    it pays one forward per step instead of one per batch, and the padding of each step.
+    model read at the end of a prefix. Solutions grouped by length into batches like ours; the
+    problems run once, then step k of every solution in the batch extends the cache in one
+    forward (right-padded, the pads masked out of the cache by a 2D attention mask, positions
+    continued per row), and the head is read at each row's last real token. Every real token is
+    computed once, as in ours; it pays one forward per step instead of one per batch, the
+    padding of each step and the cache's growth.
   * kv-single: the same, one solution at a time (no padding at all; one forward per step).
-  * no-cache: every prefix (problem, steps[:k+1]) scored from scratch in ours' batching; for
-    reference, it computes ~(steps+1)/2 times as many tokens.
-The script checks that every baseline gives the same probabilities as ours (max |difference|).
-The sides take turns in every round; the speed-up is the median over rounds of the per-round
-ratio (the machine may be shared).
+  * no-cache (reference, the old baseline): every prefix (problem, steps[:k+1]) scored from
+    scratch in ours' batching; it computes ~(steps+1)/2 times as many tokens.
+Fair batches: ours and kv-batched each try every `--budgets` batch size (tokens per forward) once
+and then run at their own fastest. The script checks that every baseline gives the same
+probabilities as ours (max |difference|). The sides take turns, starting one later each round;
+each speed-up is the median over rounds of the per-round ratio, by wall time and by the
+process's CPU time (with one thread, the work done; steadier on a shared machine).
 """
 
 from __future__ import annotations
