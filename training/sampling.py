@@ -762,6 +762,12 @@ def _sample(run: SamplingRun, reporter: _Reporter) -> dict[str, int]:
                         for problem, indexes in wanted
                     ]
                     start, share = cursor / total, len(chunk_ids) / total
+                    drawing = sum(len(indexes) for _, indexes in wanted)
+                    reporter(
+                        start,
+                        f"sampling problems {cursor + 1}-{cursor + len(chunk_ids)} of {total} "
+                        f"({drawing} samples)",
+                    )
 
                     def within(fraction: float, start=start, share=share) -> None:
                         reporter(start + fraction * share)
