@@ -295,7 +295,7 @@ def test_sampling_math500_problems_from_the_real_llama_cpp_server(
     }
     path = tmp_path / "math500-two.jsonl"
     path.write_text("\n".join((shared_data / "math500.jsonl").read_text().splitlines()[:2]))
-    request = {"samples": 2, "generator": "llama", "problems_file": str(path), "max_new_tokens": 64}
+    request = {"samples": 2, "generator": "llama", "problems_file": str(path), "max_new_tokens": 40}
     run = _run(**request)
     counts = run.counts
     assert counts["requested"] == 4
