@@ -1,7 +1,7 @@
 """Training throughput: this trainer vs the strongest TRL-style baseline, same model, data and dtype.
 
     python benchmarks/bench_training.py                        # tiny Llama 64 x 2, 1,200 solutions
-    python benchmarks/bench_training.py --model var/models/smollm2-135m-instruct --problems 6
+    python benchmarks/bench_training.py --model var/models/smollm2-135m-instruct --max-steps 6 --lr 1e-5
 
 Baseline. trl==1.16.0 (the pinned version) no longer ships `PRMTrainer` (it lived in `trl.trainer`,
 then `trl.experimental.prm`, and is gone from both), so the baseline is its recipe rebuilt from the
@@ -19,13 +19,17 @@ of real tokens on average. Both get exactly the same token ids and label positio
 `build_examples`), the same backbone, learning rate, dtype (fp32 on CPU, bf16 autocast on CUDA),
 seed, thread count and gradient clipping (1.0), one epoch each.
 
-Measure: real (non-pad) tokens/s and labeled steps/s over the training loop only (ours: the
+Measure: real (non-pad) tokens/s (and labeled steps/s) over the training loop only (ours: the
 loop `train_reward_model` times; baseline: `on_train_begin` to `on_train_end`, so model loading
-and the Trainer's set-up count on neither side). Both sides see the same tokens and steps, so
-the speed-up is the ratio of loop times, by wall time and by CPU time of this process (with one
-thread the CPU time is the work done, and it holds up better than wall time on a shared
-machine). The two sides take turns (the first one alternates by round) and each round gives a
-ratio; the median over rounds is reported.
+and the Trainer's set-up count on neither side), by wall time and by CPU time of this process
+(with one thread the CPU time is the work done, and it holds up better than wall time on a
+shared machine). Over a whole epoch both sides train the same tokens, so the speed-up is the
+ratio of loop times. With `--max-steps K` each side trains its first K batches of an epoch
+planned over all the data (so that group_by_length still has 50-batch mega-batches to sort):
+the tokens differ a little, and the ratio is of tokens/s; the Trainer's sampler puts its longest
+batch first, so its K batches are longer than average (say so when quoting such a run). The two
+sides take turns (the first one alternates by round); each round gives a ratio and the median
+over rounds is reported.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,17 +53,32 @@ from training.prm.synthetic import build_tiny_backbone, make_world  # noqa: E402
 from training.prm.train import train_reward_model  # noqa: E402
 
 
+@dataclass
+class Run:
+    """One side's training loop: what it trained on and how long it took."""
+
+    tokens: int  # real (non-pad) tokens
+    labeled: int  # labeled steps
+    wall: float
+    cpu: float
+    padding: float  # share of the padded batches that was padding
+
+    def rate(self, clock: str) -> float:
+        return self.tokens / (self.wall if clock == "wall" else self.cpu)
+
+
 def run_baseline(
     backbone: str,
     examples: list[TrainingExample],
     *,
     batch_size: int,
+    max_steps: int,
     lr: float,
     seed: int,
     out: str,
     bf16: bool,
-) -> tuple[float, float, float]:
-    """One epoch of the Trainer recipe: loop wall seconds, loop CPU seconds, padding fraction."""
+) -> Run:
+    """The Trainer recipe for one epoch (or `max_steps` batches when > 0)."""
     from datasets import Dataset
     from transformers import (
         AutoModelForTokenClassification,
@@ -91,6 +111,7 @@ def run_baseline(
         output_dir=out,
         per_device_train_batch_size=batch_size,
         num_train_epochs=1,
+        max_steps=max_steps if max_steps > 0 else -1,
         learning_rate=lr,
         max_grad_norm=1.0,
         seed=seed,
@@ -106,11 +127,11 @@ def run_baseline(
     )
 
     class LoopClock(TrainerCallback):
-        """Times the training loop only, and the padding of the batches it actually got."""
+        """Times the training loop only, and counts what its batches held."""
 
         def __init__(self) -> None:
             self.started = self.seconds = self.cpu_started = self.cpu_seconds = 0.0
-            self.real = self.padded = 0
+            self.real = self.padded = self.labeled = 0
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.started, self.cpu_started = time.perf_counter(), time.process_time()
@@ -128,6 +149,7 @@ def run_baseline(
         batch = collator(features)
         clock.real += int(batch["attention_mask"].sum())
         clock.padded += batch["attention_mask"].numel()
+        clock.labeled += int((batch["labels"] != -100).sum())
         return batch
 
     trainer = Trainer(
@@ -138,12 +160,13 @@ def run_baseline(
         callbacks=[clock],
     )
     trainer.train()
-    return clock.seconds, clock.cpu_seconds, 1.0 - clock.real / max(1, clock.padded)
+    padding = 1.0 - clock.real / max(1, clock.padded)
+    return Run(clock.real, clock.labeled, clock.seconds, clock.cpu_seconds, padding)
 
 
-def run_ours(world, config: TrainConfig) -> tuple[dict, float]:
-    """`train_reward_model`'s metrics and the CPU seconds of its training loop, read from its
-    progress messages ("training on ..." comes right before the loop, "saving checkpoint" after)."""
+def run_ours(world, config: TrainConfig) -> Run:
+    """`train_reward_model`; the CPU seconds of its loop are read between its progress messages
+    ("training on ..." comes right before the loop, the next one at >= 92% after it)."""
     marks: dict[str, float] = {}
 
     def progress(fraction: float, message: str) -> None:
@@ -152,8 +175,9 @@ def run_ours(world, config: TrainConfig) -> tuple[dict, float]:
         elif "end" not in marks and fraction >= 0.92:
             marks["end"] = time.process_time()
 
-    metrics = train_reward_model(world, config, progress=progress).metrics
-    return metrics, marks["end"] - marks["start"]
+    m = train_reward_model(world, config, progress=progress).metrics
+    cpu_seconds = marks["end"] - marks["start"]
+    return Run(m["tokens"], m["labeled_steps"], m["seconds"], cpu_seconds, m["padding_fraction"])
 
 
 def main() -> int:
@@ -173,6 +197,13 @@ def main() -> int:
         default=16,
         help="our token budget is this many rows of mean length; the baseline's batch size "
         "is then set to match our number of batches",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="train only this many batches on each side (0: one epoch); for big models, so "
+        "that the data is still large enough for group_by_length to group",
     )
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
     parser.add_argument("--threads", type=int, default=1)
@@ -196,33 +227,33 @@ def main() -> int:
         examples = build_examples(world, tokenizer, max_length=1024)
         lengths = [len(e.input_ids) for e in examples]
         tokens = sum(lengths)
-        labeled = sum(len(e.label_positions) for e in examples)
         budget = max(int(args.batch_rows * tokens / len(examples)), max(lengths))
         our_batches = len(length_grouped_batches(lengths, batch_tokens=budget, seed=0))
         batch_size = -(-len(examples) // our_batches)  # ceil: the same number of batches
+        steps = min(args.max_steps, our_batches) if args.max_steps > 0 else our_batches
         print(
             f"model: {model_name}; solutions={len(examples)} real tokens={tokens} "
-            f"labeled steps={labeled}; lengths min/median/max={min(lengths)}/"
-            f"{sorted(lengths)[len(lengths) // 2]}/{max(lengths)}; threads={args.threads}; "
-            f"dtype={'bf16 autocast' if bf16 else 'fp32'}",
+            f"labeled steps={sum(len(e.label_positions) for e in examples)}; lengths "
+            f"min/median/max={min(lengths)}/{sorted(lengths)[len(lengths) // 2]}/{max(lengths)}; "
+            f"threads={args.threads}; dtype={'bf16 autocast' if bf16 else 'fp32'}",
             flush=True,
         )
         print(
-            f"ours: batch_tokens={budget} -> {our_batches} batches; baseline: batch size "
-            f"{batch_size} -> {-(-len(examples) // batch_size)} batches",
+            f"ours: batch_tokens={budget} -> {our_batches} batches an epoch; baseline: batch "
+            f"size {batch_size} -> {-(-len(examples) // batch_size)}; each side trains {steps} "
+            f"batches",
             flush=True,
         )
-        times: dict[str, list[float]] = {"baseline": [], "ours": []}
-        cpu: dict[str, list[float]] = {"baseline": [], "ours": []}
-        padding = {"baseline": 0.0, "ours": 0.0}
+        runs: dict[str, list[Run]] = {"baseline": [], "ours": []}
         for repeat in range(args.repeats):
             order = ("baseline", "ours") if repeat % 2 == 0 else ("ours", "baseline")
             for side in order:
                 if side == "baseline":
-                    seconds, cpu_seconds, padding["baseline"] = run_baseline(
+                    run = run_baseline(
                         backbone,
                         examples,
                         batch_size=batch_size,
+                        max_steps=args.max_steps,
                         lr=args.lr,
                         seed=repeat,
                         out=f"{tmp}/trl-{repeat}",
@@ -232,37 +263,45 @@ def main() -> int:
                     config = TrainConfig(
                         backbone,
                         f"{tmp}/ours-{repeat}",
-                        epochs=1.0,
+                        # The epoch fraction that makes `steps` batches.
+                        epochs=steps / our_batches,
                         learning_rate=args.lr,
                         batch_tokens=budget,
                         max_length=1024,
                         seed=repeat,
                     )
-                    metrics, cpu_seconds = run_ours(world, config)
-                    assert metrics["tokens"] == tokens, (metrics["tokens"], tokens)
-                    seconds, padding["ours"] = metrics["seconds"], metrics["padding_fraction"]
-                times[side].append(seconds)
-                cpu[side].append(cpu_seconds)
+                    run = run_ours(world, config)
+                    if steps == our_batches:
+                        assert run.tokens == tokens, (run.tokens, tokens)
+                runs[side].append(run)
+            b, o = runs["baseline"][-1], runs["ours"][-1]
             print(
-                f"round {repeat + 1}: wall baseline {times['baseline'][-1]:.2f} s, ours "
-                f"{times['ours'][-1]:.2f} s ({times['baseline'][-1] / times['ours'][-1]:.2f}x); "
-                f"CPU baseline {cpu['baseline'][-1]:.2f} s, ours {cpu['ours'][-1]:.2f} s "
-                f"({cpu['baseline'][-1] / cpu['ours'][-1]:.2f}x)",
+                f"round {repeat + 1}: baseline {b.tokens} tokens in {b.wall:.2f} s wall, "
+                f"{b.cpu:.2f} s CPU; ours {o.tokens} tokens in {o.wall:.2f} s wall, "
+                f"{o.cpu:.2f} s CPU; speed-up {o.rate('wall') / b.rate('wall'):.2f}x wall, "
+                f"{o.rate('cpu') / b.rate('cpu'):.2f}x CPU",
                 flush=True,
             )
     names = {"baseline": "Trainer recipe, group_by_length", "ours": "stepwise trainer"}
     for side in ("baseline", "ours"):
-        t, c = statistics.median(times[side]), statistics.median(cpu[side])
+        done = runs[side]
+        wall = statistics.median(r.tokens / r.wall for r in done)
+        cpu = statistics.median(r.tokens / r.cpu for r in done)
+        steps_cpu = statistics.median(r.labeled / r.cpu for r in done)
         print(
-            f"{names[side]:32s}: {tokens / t:8.0f} real tokens/s, {labeled / t:7.1f} labeled "
-            f"steps/s by wall time (median {t:.2f} s); {tokens / c:8.0f} and {labeled / c:7.1f} "
-            f"per CPU second (median {c:.2f} s); padding {padding[side]:.1%}"
+            f"{names[side]:32s}: {wall:8.0f} real tokens/s by wall time; per CPU second "
+            f"{cpu:8.0f} real tokens, {steps_cpu:7.1f} labeled steps; "
+            f"padding {statistics.median(r.padding for r in done):.1%}"
         )
-    for label, clock in (("wall time", times), ("CPU time", cpu)):
-        ratios = [b / o for b, o in zip(clock["baseline"], clock["ours"], strict=True)]
+    for clock in ("wall", "cpu"):
+        ratios = [
+            o.rate(clock) / b.rate(clock)
+            for b, o in zip(runs["baseline"], runs["ours"], strict=True)
+        ]
         print(
-            f"speed-up by {label}: {statistics.median(ratios):.2f}x, median of {len(ratios)} "
-            f"rounds ({', '.join(f'{r:.2f}' for r in ratios)})"
+            f"speed-up in real tokens/s by {'wall' if clock == 'wall' else 'CPU'} time: "
+            f"{statistics.median(ratios):.2f}x, median of {len(ratios)} rounds "
+            f"({', '.join(f'{r:.2f}' for r in ratios)})"
         )
     return 0
 
