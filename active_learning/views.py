@@ -42,7 +42,7 @@ def _base_models() -> list[dict]:
 
 
 def _next_version_name() -> str:
-    """prm-1, prm-2, ...: the first free one, so the train form's default never collides."""
+    """prm-N for an N no version has, so the train form's default name never collides."""
     taken = set(PRMVersion.objects.filter(name__startswith="prm-").values_list("name", flat=True))
     n = len(taken) + 1
     while f"prm-{n}" in taken:

@@ -254,7 +254,10 @@ def test_an_admin_runs_the_loop_from_the_console(
 
     # Activate: refused with the reason on the page; the override asks first.
     row.locator("button[data-action=activate]").click()
-    page.wait_for_selector("#versions-errors:has-text('too few to mean anything')")
+    refusal = row.locator(".refusal")
+    refusal.wait_for()
+    assert refusal.inner_text().startswith("prm-1 stays ready: its metrics were measured on")
+    assert "too few to mean anything" in refusal.inner_text()
     row.locator("button[data-action=force]").click()
     assert "Activate prm-1 anyway?" in page.locator("#confirm-title").inner_text()
     _confirm(page, accept=False)

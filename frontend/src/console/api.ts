@@ -15,6 +15,9 @@ export function describe(status: number, body: FieldErrors | null): string {
   if (body && typeof body.detail === "string") {
     return body.detail;
   }
+  if (body && Array.isArray(body.detail) && Object.keys(body).length === 1) {
+    return body.detail.join(" "); // DRF's ValidationError({"detail": [...]})
+  }
   if (body) {
     const parts = Object.entries(body).map(
       ([field, msgs]) => `${field}: ${Array.isArray(msgs) ? msgs.join(" ") : String(msgs)}`,

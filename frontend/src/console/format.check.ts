@@ -12,6 +12,7 @@ import {
   samplingCountsText,
   trainBody,
 } from "./format";
+import { describe } from "./api";
 import type { Round } from "./types";
 
 let passed = 0;
@@ -103,6 +104,7 @@ eq(
 );
 eq(importErrorText(400, { line: 1, field: null, detail: "not JSON" }), "Nothing was imported: line 1: not JSON", "no field");
 eq(importErrorText(413, { file: ["too big"] }), "Nothing was imported: file: too big", "other errors");
+eq(describe(400, { detail: ["v1 stays ready: too few"] }), "v1 stays ready: too few", "a detail list reads as text");
 eq(latestLogLine("2026-01-01 10:00:00 attempt 1 started\n2026-01-01 10:00:02 epoch 1/2\n"), "epoch 1/2", "latest log line");
 eq(anyUnfinished([{ state: "succeeded" }, { state: "queued" }]), true, "a queued run is unfinished");
 eq(anyUnfinished([{ state: "failed" }]), false, "finished runs");

@@ -212,9 +212,10 @@ async function versionAction(doc: Document, row: HTMLTableRowElement, action: st
     await refreshVersions(doc);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    // The refusal stays on the page, with the override next to it.
     errors.textContent = reason;
     if (action === "activate" && err instanceof ConsoleApiError && err.status === 400) {
+      // The refusal stays in its row, with the override next to it.
+      errors.textContent = "";
       row.dataset.refusal = reason;
       const cell = row.querySelector("td.actions");
       if (cell && !cell.querySelector("button[data-action=force]")) {
