@@ -12,6 +12,7 @@ queue: a busy or dead GPU worker must not stop the sweep that notices it died.
 from __future__ import annotations
 
 import os
+import sys
 
 from celery import shared_task
 from celery.signals import worker_process_init
@@ -22,11 +23,14 @@ from training import services
 @worker_process_init.connect
 def _limit_torch_threads(**_kwargs) -> None:
     # On a shared CPU box a training task should not take every core (STEPWISE_TORCH_THREADS).
+    # Without importing torch here: that takes seconds on a loaded machine, and a pool process
+    # not up within worker_proc_alive_timeout (4 s) is killed and replaced, again and again, so
+    # a task redelivered after a lost child never runs. torch reads OMP_NUM_THREADS on import.
     threads = int(os.environ.get("STEPWISE_TORCH_THREADS", "0") or 0)
     if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:  # imported before the fork: too late for the variable
+            sys.modules["torch"].set_num_threads(threads)
 
 
 @shared_task(name="training.train_prm_version", acks_late=True)
