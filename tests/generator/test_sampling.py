@@ -344,3 +344,26 @@ def test_two_overlapping_runs_at_once_store_each_sample_index_once(settings):
     assert sorted(stored.values_list("sample_index", flat=True)) == [0, 1, 2]
     assert sum(r.counts["kept"] for r in runs) == 3
     assert sum(r.counts["already_sampled"] for r in runs) == 2
+
+
+def test_the_sweep_fails_silent_runs_and_leaves_live_ones(scripted, problems):
+    from datetime import timedelta
+
+    from training.tasks import sweep_stale_runs_task
+
+    silent, _ = sampling.sampling_run_start(samples=1, seed=1, enqueue=False)
+    live, _ = sampling.sampling_run_start(samples=1, seed=2, enqueue=False)
+    SamplingRun.objects.filter(id=silent.id).update(
+        state="running",
+        attempts=1,
+        worker="elsewhere:1",
+        heartbeat_at=timezone.now() - timedelta(hours=2),
+    )
+    SamplingRun.objects.filter(id=live.id).update(
+        state="running", attempts=1, worker="elsewhere:2", heartbeat_at=timezone.now()
+    )
+    assert sweep_stale_runs_task() == 1
+    silent.refresh_from_db()
+    live.refresh_from_db()
+    assert silent.state == "failed" and "worker elsewhere:1 lost" in silent.error
+    assert live.state == "running"
