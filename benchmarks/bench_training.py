@@ -1,7 +1,8 @@
 """Training throughput: this trainer vs the strongest TRL-style baseline, same model, data and dtype.
 
     python benchmarks/bench_training.py                        # tiny Llama 64 x 2, 1,200 solutions
-    python benchmarks/bench_training.py --model var/models/smollm2-135m-instruct --max-steps 6 --lr 1e-5
+    python benchmarks/bench_training.py --model var/models/smollm2-135m-instruct --problems 8 \
+        --batch-rows 8 --lr 1e-5
 
 Baseline. trl==1.16.0 (the pinned version) no longer ships `PRMTrainer` (it lived in `trl.trainer`,
 then `trl.experimental.prm`, and is gone from both), so the baseline is its recipe rebuilt from the
@@ -23,13 +24,11 @@ Measure: real (non-pad) tokens/s (and labeled steps/s) over the training loop on
 loop `train_reward_model` times; baseline: `on_train_begin` to `on_train_end`, so model loading
 and the Trainer's set-up count on neither side), by wall time and by CPU time of this process
 (with one thread the CPU time is the work done, and it holds up better than wall time on a
-shared machine). Over a whole epoch both sides train the same tokens, so the speed-up is the
-ratio of loop times. With `--max-steps K` each side trains its first K batches of an epoch
-planned over all the data (so that group_by_length still has 50-batch mega-batches to sort):
-the tokens differ a little, and the ratio is of tokens/s; the Trainer's sampler puts its longest
-batch first, so its K batches are longer than average (say so when quoting such a run). The two
-sides take turns (the first one alternates by round); each round gives a ratio and the median
-over rounds is reported.
+shared machine). Both sides train the same tokens in one epoch, so the speed-up is the ratio of
+loop times. (Why one whole epoch, even for a big model on a small data set: the Trainer's sampler
+puts its longest batch first, so the first K batches of each side differ in size and a K-step
+comparison measures batch sizes.) The two sides take turns (the first one alternates by round);
+each round gives a ratio and the median over rounds is reported.
 """
 
 from __future__ import annotations
@@ -72,13 +71,12 @@ def run_baseline(
     examples: list[TrainingExample],
     *,
     batch_size: int,
-    max_steps: int,
     lr: float,
     seed: int,
     out: str,
     bf16: bool,
 ) -> Run:
-    """The Trainer recipe for one epoch (or `max_steps` batches when > 0)."""
+    """The Trainer recipe for one epoch."""
     from datasets import Dataset
     from transformers import (
         AutoModelForTokenClassification,
@@ -111,7 +109,6 @@ def run_baseline(
         output_dir=out,
         per_device_train_batch_size=batch_size,
         num_train_epochs=1,
-        max_steps=max_steps if max_steps > 0 else -1,
         learning_rate=lr,
         max_grad_norm=1.0,
         seed=seed,
@@ -198,13 +195,6 @@ def main() -> int:
         help="our token budget is this many rows of mean length; the baseline's batch size "
         "is then set to match our number of batches",
     )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=0,
-        help="train only this many batches on each side (0: one epoch); for big models, so "
-        "that the data is still large enough for group_by_length to group",
-    )
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=64)
@@ -230,7 +220,6 @@ def main() -> int:
         budget = max(int(args.batch_rows * tokens / len(examples)), max(lengths))
         our_batches = len(length_grouped_batches(lengths, batch_tokens=budget, seed=0))
         batch_size = -(-len(examples) // our_batches)  # ceil: the same number of batches
-        steps = min(args.max_steps, our_batches) if args.max_steps > 0 else our_batches
         print(
             f"model: {model_name}; solutions={len(examples)} real tokens={tokens} "
             f"labeled steps={sum(len(e.label_positions) for e in examples)}; lengths "
@@ -240,8 +229,7 @@ def main() -> int:
         )
         print(
             f"ours: batch_tokens={budget} -> {our_batches} batches an epoch; baseline: batch "
-            f"size {batch_size} -> {-(-len(examples) // batch_size)}; each side trains {steps} "
-            f"batches",
+            f"size {batch_size} -> {-(-len(examples) // batch_size)}; one epoch each",
             flush=True,
         )
         runs: dict[str, list[Run]] = {"baseline": [], "ours": []}
@@ -253,7 +241,6 @@ def main() -> int:
                         backbone,
                         examples,
                         batch_size=batch_size,
-                        max_steps=args.max_steps,
                         lr=args.lr,
                         seed=repeat,
                         out=f"{tmp}/trl-{repeat}",
@@ -263,16 +250,14 @@ def main() -> int:
                     config = TrainConfig(
                         backbone,
                         f"{tmp}/ours-{repeat}",
-                        # The epoch fraction that makes `steps` batches.
-                        epochs=steps / our_batches,
+                        epochs=1.0,
                         learning_rate=args.lr,
                         batch_tokens=budget,
                         max_length=1024,
                         seed=repeat,
                     )
                     run = run_ours(world, config)
-                    if steps == our_batches:
-                        assert run.tokens == tokens, (run.tokens, tokens)
+                    assert run.tokens == tokens, (run.tokens, tokens)
                 runs[side].append(run)
             b, o = runs["baseline"][-1], runs["ours"][-1]
             print(
