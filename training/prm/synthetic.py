@@ -227,7 +227,11 @@ def _sample_solution(
         text = f"{clause}{rng.choice(CONNECTORS)} {shown_x} {computed.sign} {k} = {y}."
         add(text, -1 if mistake else 1, mistake)
         x = y
-        if not wrong and rng.random() < 0.15:
+        # Idle restatements come as often after a mistake (restating the wrong value, unrated)
+        # as before it. Written only before one, a restatement certified every step above it,
+        # a cue an ORM reading the whole solution learned and a PRM scoring each step as it
+        # ends cannot use (measured in BENCHMARKS.md, synthetic quality).
+        if rng.random() < 0.15:
             add(f"So far {pronoun.lower()} has {x} {problem.item}.", 0)
     final = x
     if not wrong and rng.random() < p_step:
