@@ -30,6 +30,8 @@ def world():
     return split_by_problem(solutions, held_out_fraction=0.1, seed=0)
 
 
+# About 5 minutes alone; the margin is for a machine busy with other work.
+@pytest.mark.timeout(1500)
 def test_prm_learns_the_synthetic_world(backbone, world, tmp_path):
     train, held = world
     reports = []

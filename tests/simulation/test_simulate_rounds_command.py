@@ -15,6 +15,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 
+def _scratch_databases() -> set[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", ["%_sim_%"])
+        return {row[0] for row in cursor.fetchall()}
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_quick_run_writes_table_plot_and_ratio(tmp_path):
@@ -23,6 +31,7 @@ def test_quick_run_writes_table_plot_and_ratio(tmp_path):
     torch.set_num_threads(2)
     out = tmp_path / "sim"
     stdout = io.StringIO()
+    scratch_before = _scratch_databases()
     call_command("simulate_rounds", "--quick", "--seed", "3", "--out", str(out), stdout=stdout)
     log = stdout.getvalue()
 
@@ -53,15 +62,12 @@ def test_quick_run_writes_table_plot_and_ratio(tmp_path):
     assert "data efficiency (step_auroc):" in log
     # the scratch database is gone and the test database untouched
     assert "the arms run in the scratch database" in log
-    from django.db import connection
 
     from labeling.models import Labeling, Solution
 
     assert not Solution.objects.exists() and not Labeling.objects.exists()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ["%_sim_%"])
-        scratch_left = cursor.fetchone()[0]
-    assert scratch_left == 0
+    # Only scratch databases this run made count: another simulation may share the server.
+    assert _scratch_databases() <= scratch_before
 
 
 @pytest.mark.slow
