@@ -106,8 +106,9 @@ class RewardModelScorer:
 
         An item gets fewer probabilities than it has steps when it is longer than `max_length`.
         `batch_tokens` (rows x longest row per forward) defaults to 16384 on a GPU and 2048 on
-        a CPU, where a batch whose activations stay in cache is faster per token (measured in
-        benchmarks/bench_scoring.py: 1.5x on a Llama 128 x 4, 1.15x on SmolLM2-135M).
+        a CPU, where a batch whose activations stay in cache is faster per token (measured with
+        benchmarks/bench_scoring.py against 16384: 1.2-1.5x on a Llama 128 x 4, 1.04-1.17x on
+        SmolLM2-135M).
         """
         if batch_tokens is None:
             batch_tokens = 16384 if self.device.type == "cuda" else 2048
