@@ -125,7 +125,10 @@ def test_state_records_the_data_position_in_the_seeded_batch_order(
     assert done < per_epoch * 2  # inside the run (2 epochs)
     position = state["position"]
     assert position["batch_index"] == done
-    assert (position["epoch"], position["batch_in_epoch"]) == divmod(done, per_epoch)
+    epoch, batch_in_epoch = position["epoch"], position["batch_in_epoch"]
+    if batch_in_epoch == per_epoch:  # "after the last batch of epoch e" is the start of e + 1
+        epoch, batch_in_epoch = epoch + 1, 0
+    assert (epoch, batch_in_epoch) == divmod(done, per_epoch)
     assert position["labeled_steps"] > 0 and position["tokens"] > 0
     # Model (trainable parameters), optimizer moments, scheduler, generators, fingerprint.
     assert set(state) >= {"model", "optimizer", "scheduler", "rng", "fingerprint", "position"}
