@@ -212,13 +212,13 @@ STEPWISE_PROMOTION_RULE = env.json(
 )
 STEPWISE_HELDOUT_FRACTION = env.float("STEPWISE_HELDOUT_FRACTION", default=0.1)
 # Training options a version gets unless it sets its own (TrainConfig fields, training/prm/config.py):
-# the first 18 layers of the backbone, of which the top 2 train over the frozen rest (computed once
-# per solution), so a 2-core CPU retrains SmolLM2 on a few hundred labeled solutions in minutes;
-# the higher learning rate is what lets the fresh head learn in that few steps. BENCHMARKS.md
+# the first 12 layers of the backbone, of which the top 2 train over the frozen rest (computed once
+# per solution), so a 2-core CPU retrains SmolLM2 on a few hundred labeled solutions in under 10
+# minutes; the higher learning rate lets the fresh head learn in that few steps. BENCHMARKS.md
 # "Retrain time" has the measurements; a small backbone with <= 2 layers trains whole.
 STEPWISE_TRAIN_DEFAULTS = env.json(
     "STEPWISE_TRAIN_DEFAULTS",
-    default={"backbone_layers": 18, "train_layers": 2, "epochs": 2.0, "learning_rate": 1e-3},
+    default={"backbone_layers": 12, "train_layers": 2, "epochs": 2.0, "learning_rate": 1e-3},
 )
 # No version is promoted on a held-out set smaller than this (unless an admin forces it): an AUROC
 # on a dozen steps says nothing. Steps are rated held-out steps (up to the first -1); PRMs only.
