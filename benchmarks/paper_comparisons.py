@@ -178,22 +178,33 @@ class BoundaryStates:
     the rounding is below that of the bf16 pass that computes them on this CPU).
     """
 
-    def __init__(self, path: Path, reference: RewardModel, *, bf16: bool, batch_tokens: int):
-        self.path = path
+    def __init__(self, folder: Path, reference: RewardModel, *, bf16: bool, batch_tokens: int):
+        self.folder = folder
         self.reference = reference
         self.base = reference.frozen_layers
         self.bf16 = bf16
         self.batch_tokens = batch_tokens
         self._fingerprints: dict[tuple[int, int], str] = {}
-        self.levels: dict[int, dict[tuple[int, ...], list]] = {self.base: {}}
+        self.levels: dict[int, dict[tuple[int, ...], list]] = {}
         self.computed_tokens = 0
         self.compute_seconds = 0.0
-        if path.exists():
-            stored = torch.load(path, weights_only=True)
-            if stored["fingerprint"] == self._stamp():
-                for ids, states in zip(stored["ids"], stored["states"], strict=True):
-                    self._add(self.base, ids, states)
-                log(f"loaded layer-{self.base} states of {len(stored['ids'])} inputs from {path}")
+        self._level(self.base)
+
+    def _path(self, boundary: int) -> Path:
+        return self.folder / f"states-layer{boundary}{'-bf16' if self.bf16 else ''}.pt"
+
+    def _level(self, boundary: int) -> dict:
+        """The stored states entering `boundary`, read from disk the first time."""
+        if boundary not in self.levels:
+            self.levels[boundary] = {}
+            path = self._path(boundary)
+            if path.exists():
+                stored = torch.load(path, weights_only=True)
+                if stored["fingerprint"] == self._stamp(boundary):
+                    for ids, states in zip(stored["ids"], stored["states"], strict=True):
+                        self._add(boundary, ids, states)
+                    log(f"loaded layer-{boundary} states of {len(stored['ids'])} inputs")
+        return self.levels[boundary]
 
     def _fingerprint(self, model: RewardModel, boundary: int) -> str:
         key = (id(model), boundary)
@@ -201,8 +212,8 @@ class BoundaryStates:
             self._fingerprints[key] = _fingerprint(model, boundary)
         return self._fingerprints[key]
 
-    def _stamp(self) -> str:
-        return f"{self._fingerprint(self.reference, self.base)}:{self.base}:{self.bf16}"
+    def _stamp(self, boundary: int) -> str:
+        return f"{self._fingerprint(self.reference, boundary)}:{self.base}:{boundary}:{self.bf16}"
 
     def _add(self, boundary: int, ids: torch.Tensor, states: torch.Tensor) -> None:
         level = self.levels.setdefault(boundary, {})
@@ -210,7 +221,7 @@ class BoundaryStates:
 
     def lookup(self, ids: Sequence[int], boundary: int | None = None) -> torch.Tensor | None:
         wanted = torch.tensor(ids, dtype=torch.int32)
-        level = self.levels.get(self.base if boundary is None else boundary, {})
+        level = self._level(self.base if boundary is None else boundary)
         for stored, states in level.get(tuple(ids[:16]), []):
             if len(stored) >= len(wanted) and torch.equal(stored[: len(wanted)], wanted):
                 return states[: len(wanted)]
@@ -220,7 +231,7 @@ class BoundaryStates:
         """Same embeddings and layers below the model's boundary as the reference, same dtype."""
         boundary = model.frozen_layers
         return (
-            boundary >= self.base
+            self.base <= boundary <= len(decoder_layers(self.reference.backbone)[2])
             and bf16 == self.bf16
             and self._fingerprint(model, boundary) == self._fingerprint(self.reference, boundary)
         )
@@ -259,7 +270,7 @@ class BoundaryStates:
                 self._add(self.base, torch.tensor(ids, dtype=torch.int32), states.half())
             self.computed_tokens += tokens
             self.compute_seconds += time.perf_counter() - started
-            self.save()
+            self.save(self.base)
         if boundary is not None and boundary > self.base:
             self._advance(self._missing(inputs, boundary), boundary)
 
@@ -299,23 +310,29 @@ class BoundaryStates:
             f"carried {len(inputs)} inputs from layer {self.base} to {boundary} in "
             f"{time.perf_counter() - started:.0f} s"
         )
+        self.save(boundary)
+
+    def release(self, boundary: int) -> None:
+        """Drop a level from memory (it is read again from disk if needed)."""
+        self.levels.pop(boundary, None)
 
     def states(self, inputs: Sequence[Sequence[int]], boundary: int, *, pad_id: int) -> list:
         self.ensure(inputs, pad_id=pad_id, boundary=boundary)
         return [self.lookup(ids, boundary) for ids in inputs]
 
-    def save(self) -> None:
-        rows = [row for bucket in self.levels[self.base].values() for row in bucket]
-        tmp = self.path.with_suffix(".tmp")
+    def save(self, boundary: int) -> None:
+        rows = [row for bucket in self._level(boundary).values() for row in bucket]
+        path = self._path(boundary)
+        tmp = path.with_suffix(".tmp")
         torch.save(
             {
-                "fingerprint": self._stamp(),
+                "fingerprint": self._stamp(boundary),
                 "ids": [ids for ids, _ in rows],
                 "states": [states for _, states in rows],
             },
             tmp,
         )
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
 
     def install(self) -> None:
         """Route the trainer's frozen-layer pass through these states when the model matches."""
@@ -553,6 +570,7 @@ def train_config(args, objective: str, output_dir: Path) -> TrainConfig:
         "device": "cpu",
         "log_every": 5,
         "train_layers": args.train_layers,
+        "backbone_layers": args.backbone_layers,
         "frozen_bf16": args.trunk_bf16,
     }
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -728,8 +746,13 @@ def step_quality(args, data: Dataset, rows: dict, scorer: SharedTrunkScorer) -> 
     checks = {}
     for source in SOURCES:
         parts = {split: data.part(split, source) for split in ("validation", "test")}
+        if args.validation_only:  # choosing settings: the test problems stay unseen
+            parts["test"] = parts["validation"]
         scores: dict[str, dict[str, list[SolutionScores]]] = {"validation": {}, "test": {}}
         for split, part in parts.items():
+            if args.validation_only and split == "test":
+                scores["test"] = scores["validation"]
+                continue
             items = [(s.problem, s.steps) for s in part]
             started = time.perf_counter()
             if neural:
@@ -800,6 +823,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick-eval", type=int, default=8, help="--quick: val/test solutions per source"
     )
+    parser.add_argument(
+        "--backbone-layers",
+        type=int,
+        default=None,
+        help="keep only the first N layers of the pretrained model (default: all)",
+    )
     parser.add_argument("--train-layers", type=int, default=4, help="top layers the PRM/ORM train")
     parser.add_argument(
         "--state-layer",
@@ -829,7 +858,12 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-training", action="store_true", help="reuse the checkpoints in --work"
     )
     parser.add_argument("--no-orm", action="store_true")
-    parser.add_argument("--hide-test", action="store_true", help="print validation figures only")
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="score the validation problems only (for choosing settings; F1 then uses an "
+        "in-sample threshold), never the test problems",
+    )
     parser.add_argument(
         "--random-init-row", action="store_true", help="also a randomly initialised row"
     )
@@ -878,7 +912,9 @@ def main(argv: list[str] | None = None) -> int:
             f"validation {args.validation_fraction}, train the rest"
         ),
         "train_layers": args.train_layers,
+        "backbone_layers": args.backbone_layers,
         "trunk_bf16": args.trunk_bf16,
+        "validation_only": args.validation_only,
     }
     log(f"data: { {k: len(v) for k, v in data.splits.items()} }")
 
@@ -890,7 +926,9 @@ def main(argv: list[str] | None = None) -> int:
     # The untrained row is the model every run starts from: the trainer seeds torch the same way
     # before building it, so its fresh head and separator embedding are the trained models' too.
     torch.manual_seed(args.seed)
-    untrained, tokenizer = new_reward_model(str(args.base_model), seed=args.seed)
+    untrained, tokenizer = new_reward_model(
+        str(args.base_model), seed=args.seed, keep_layers=args.backbone_layers
+    )
     freeze_lower_layers(untrained, args.train_layers)
     untrained.eval()
     # The stored states enter layer `state_layer` (default: the trained models' first trained
@@ -903,7 +941,7 @@ def main(argv: list[str] | None = None) -> int:
     if reference.frozen_layers > untrained.frozen_layers or reference.frozen_layers < 1:
         raise SystemExit("--state-layer must be between 1 and the first trained layer")
     memo = BoundaryStates(
-        args.work / f"states-layer{reference.frozen_layers}.pt",
+        args.work,
         reference,
         bf16=args.trunk_bf16,
         batch_tokens=args.batch_tokens,
@@ -917,6 +955,8 @@ def main(argv: list[str] | None = None) -> int:
         pad_id=scorer.pad_id,
         boundary=untrained.frozen_layers,
     )
+    if memo.base < untrained.frozen_layers:
+        memo.release(memo.base)  # every model reads the higher level; keep one in memory
     timings["boundary_states"] = time.perf_counter() - t
 
     training: dict = {}
@@ -977,31 +1017,29 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["load_average_at_end"] = os.getloadavg()
     out = args.out or args.work / "result.json"
     out.write_text(json.dumps(result, indent=2, default=float))
-    print_summary(result, hide_test=args.hide_test)
+    print_summary(result, validation_only=args.validation_only)
     log(f"wrote {out}")
     return 0
 
 
-def print_summary(result: dict, *, hide_test: bool = False) -> None:
+def print_summary(result: dict, *, validation_only: bool = False) -> None:
     quality = result["step_quality"]
     for source in SOURCES:
-        print(
-            f"\n{source}: step AUROC / first-error F1 on test problems (threshold from validation)"
-        )
+        if validation_only:
+            print(f"\n{source}: VALIDATION problems only (F1 threshold chosen in-sample)")
+        else:
+            print(f"\n{source}: test problems (F1 threshold chosen on the validation problems)")
         for name, row in quality[source].items():
             if "step_auroc" not in row:
-                if not hide_test:
-                    print(f"  {name:>18}: {row}")
+                print(f"  {name:>18}: {row}")
                 continue
-            text = f"  {name:>18}: validation AUROC {row['validation_step_auroc']:.3f}"
-            if not hide_test:
-                text += (
-                    f" | test AUROC {row['step_auroc']:.3f} ({row['n_steps']} steps, "
-                    f"{row['n_negative_steps']} bad)  F1 {row['f1']:.3f} (err "
-                    f"{row['acc_erroneous']:.3f} n={row['n_erroneous']}, ok {row['acc_correct']:.3f} "
-                    f"n={row['n_correct']})  solution AUROC {row['solution_auroc']:.3f}"
-                )
-            print(text)
+            print(
+                f"  {name:>18}: step AUROC {row['step_auroc']:.3f} ({row['n_steps']} steps, "
+                f"{row['n_negative_steps']} bad)  F1 {row['f1']:.3f} (err "
+                f"{row['acc_erroneous']:.3f} n={row['n_erroneous']}, ok {row['acc_correct']:.3f} "
+                f"n={row['n_correct']})  solution AUROC {row['solution_auroc']:.3f}  "
+                f"[validation step AUROC {row['validation_step_auroc']:.3f}]"
+            )
     print(f"scorer check (max |p - platform p|): {quality['scorer_check_max_abs_diff']}")
     bon = result.get("best_of_n")
     if bon:
