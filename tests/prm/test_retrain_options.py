@@ -219,3 +219,13 @@ def test_bad_options_are_refused(tiny_backbone, tmp_path):
         TrainConfig(tiny_backbone, str(tmp_path), backbone_layers=-2).validate()
     with pytest.raises(ValueError, match="frozen_cache_gb"):
         TrainConfig(tiny_backbone, str(tmp_path), frozen_cache_gb=-1).validate()
+
+
+def test_bf16_autocast_trains_over_the_cache(tiny_backbone, tmp_path, solutions):
+    """The CUDA default path (bf16 autocast for the frozen pass and the trained layers), run on
+    the CPU's bf16 autocast: the cache is built in bf16, kept in fp32, and training proceeds."""
+    result = _train(
+        tiny_backbone, tmp_path / "bf16", solutions, train_layers=1, bf16=True, frozen_bf16=True
+    )
+    assert result.metrics["bf16"] and result.metrics["frozen_cache_mb"] > 0
+    assert torch.isfinite(torch.tensor(result.metrics["train_loss"]))
