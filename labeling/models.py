@@ -10,6 +10,8 @@ A PRM800K line maps onto these tables as follows:
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -41,6 +43,9 @@ class Labeler(models.Model):
         max_length=16, choices=ScreeningStatus.choices, default=ScreeningStatus.PENDING
     )
     screening_agreement = models.FloatField(null=True, blank=True)
+    # The id exports write in `labeler` for a labeler without a PRM800K id: random, kept, so the
+    # same person has the same id in every export and no export carries a username.
+    pseudonym = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -58,6 +63,12 @@ class Labeler(models.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN or self.user.is_superuser
+
+    @property
+    def export_id(self) -> str:
+        """What exports write in `labeler`: the PRM800K id of an imported labeler, else the
+        pseudonym (never the username)."""
+        return self.external_id or str(self.pseudonym)
 
 
 class Problem(models.Model):
