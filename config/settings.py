@@ -100,13 +100,16 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# Throttle counters and cached values. Without Redis each process falls back to its own memory
+# (config/cache.py) and says so in the log: labeling needs only Postgres.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.FailOpenRedisCache",
         "LOCATION": env(
             "CACHE_URL", default=env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
         ),
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="stepwise"),
+        "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0, "retry_after": 5.0},
     }
 }
 

@@ -1,15 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.health import health
 from labeling.login import RateLimitedLoginView, login_rate_limited
-
-
-def health(_request):
-    return JsonResponse({"status": "ok"})
-
 
 urlpatterns = [
     path("admin/login/", login_rate_limited(admin.site.login), name="admin-login"),
