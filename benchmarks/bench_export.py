@@ -43,7 +43,7 @@ def _native_json_query() -> str:
     """The PRM800K line built with json_build_object / json_agg (phase 2 shape only)."""
     return """
 SELECT json_build_object(
-  'labeler', COALESCE(lr.external_id, u.username),
+  'labeler', COALESCE(lr.external_id, lr.pseudonym::text),
   'timestamp', to_char(l.timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
   'generation', g.number,
   'is_quality_control_question', l.is_quality_control,

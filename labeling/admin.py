@@ -17,7 +17,8 @@ class StepAlternativeInline(admin.TabularInline):
 class LabelerAdmin(admin.ModelAdmin):
     list_display = ["__str__", "role", "screening_status", "screening_agreement", "created_at"]
     list_filter = ["role", "screening_status"]
-    search_fields = ["user__username", "external_id"]
+    search_fields = ["user__username", "external_id", "pseudonym"]
+    readonly_fields = ["pseudonym"]
     change_list_template = "admin/labeling/labeler/change_list.html"
 
     def get_urls(self):

@@ -11,7 +11,13 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from labeling.exports import iter_prm800k_lines, iter_stepwise_lines
+from labeling.exports import (
+    ExportFilter,
+    export_filename,
+    iter_prm800k_lines,
+    iter_stepwise_lines,
+    stepwise_finish_reasons,
+)
 from labeling.permissions import IsStepwiseAdmin
 
 JSONL = "application/jsonl"
@@ -45,7 +51,8 @@ def _download(lines: Iterator[str], filename: str) -> StreamingHttpResponse:
 
 
 class Prm800kExportApi(APIView):
-    """GET: every matching labeling as one PRM800K JSON line, streamed.
+    """GET: every matching labeling as one PRM800K JSON line, streamed, in a file named after
+    what it holds (round, labeler, first and last day).
 
     Query string: generation, labeler, since, until (ISO; since inclusive, until exclusive),
     include_qc, include_screening (true/false).
@@ -60,7 +67,8 @@ class Prm800kExportApi(APIView):
     def get(self, request: Request) -> StreamingHttpResponse:
         filters = self.Input(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        return _download(iter_prm800k_lines(**filters.validated_data), "prm800k.jsonl")
+        name = export_filename("prm800k", ExportFilter(**filters.validated_data))
+        return _download(iter_prm800k_lines(**filters.validated_data), name)
 
 
 class StepwiseExportApi(APIView):
@@ -81,4 +89,13 @@ class StepwiseExportApi(APIView):
     def get(self, request: Request) -> StreamingHttpResponse:
         options = self.Input(data=request.query_params)
         options.is_valid(raise_exception=True)
-        return _download(iter_stepwise_lines(**options.validated_data), "stepwise.jsonl")
+        data = dict(options.validated_data)
+        shape = {
+            key: data.pop(key)
+            for key in ("neutral_is_positive", "include_alternatives", "include_unfinished")
+        }
+        held = ExportFilter(
+            **data,
+            finish_reasons=stepwise_finish_reasons(include_unfinished=shape["include_unfinished"]),
+        )
+        return _download(iter_stepwise_lines(**data, **shape), export_filename("stepwise", held))

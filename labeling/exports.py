@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,11 @@ class ExportFilter:
     include_qc: bool = True
     include_screening: bool = True
     finish_reasons: tuple[str, ...] | None = None
+
+
+# The exported `labeler`: an imported labeler's PRM800K id (so an imported line exports as it
+# came), else the labeler's pseudonym. Never the username: exports leave the platform.
+_LABELER_ID = "COALESCE(lr.external_id, lr.pseudonym::text)"
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -182,7 +188,7 @@ def _prm800k_line_sql() -> str:
     phase1_question = _concat(_lit(', "ground_truth_answer": '), ground_truth_answer)
     return _concat(
         _lit('{"labeler": '),
-        "to_json(COALESCE(lr.external_id, u.username))::text",
+        f"to_json({_LABELER_ID})::text",
         _lit(', "timestamp": '),
         timestamp,
         _lit(', "generation": '),
@@ -211,8 +217,9 @@ def _from_where(export_filter: ExportFilter) -> tuple[str, list[Any]]:
         where.append("g.number = %s")
         params.append(export_filter.generation)
     if export_filter.labeler is not None:
-        where.append("COALESCE(lr.external_id, u.username) = %s")
-        params.append(export_filter.labeler)
+        # Admins may name a labeler by the exported id or by their username.
+        where.append(f"({_LABELER_ID} = %s OR u.username = %s)")
+        params.extend([export_filter.labeler, export_filter.labeler])
     if export_filter.since is not None:
         where.append("l.timestamp >= %s")
         params.append(_as_utc(export_filter.since))
@@ -238,13 +245,15 @@ def _from_where(export_filter: ExportFilter) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def prm800k_query(export_filter: ExportFilter) -> tuple[str, list[Any]]:
-    """The SELECT producing one PRM800K line (text) per labeling, in labeling id order.
+def prm800k_query(export_filter: ExportFilter, *, with_id: bool = False) -> tuple[str, list[Any]]:
+    """The SELECT producing one PRM800K line (text) per labeling, in labeling id order; with
+    ``with_id``, the labeling's id comes first.
 
     Also used by the export benchmark as the body of its ``COPY (...) TO STDOUT`` baseline.
     """
     from_where, params = _from_where(export_filter)
-    return f"SELECT {_prm800k_line_sql()} AS line{from_where} ORDER BY l.id", params
+    columns = ("l.id, " if with_id else "") + f"{_prm800k_line_sql()} AS line"
+    return f"SELECT {columns}{from_where} ORDER BY l.id", params
 
 
 def count_labelings(export_filter: ExportFilter) -> int:
@@ -255,8 +264,53 @@ def count_labelings(export_filter: ExportFilter) -> int:
         return cursor.fetchone()[0]
 
 
+def _name_part(text: str) -> str:
+    """Text safe in a file name (and a Content-Disposition header): letters, digits, ``.-``."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-.")[:64] or "x"
+
+
+def export_filename(kind: str, export_filter: ExportFilter) -> str:
+    """A file name that says what the export holds, e.g.
+    ``prm800k_round-3_2026-01-05_to_2026-01-09.jsonl``: the round (``screening`` for -1, else
+    ``all-rounds``), the labeler when filtered, the first and last day of the labelings it holds
+    (one query; ``empty`` when none match) and what was left out."""
+    parts = [kind]
+    number = export_filter.generation
+    if number is None:
+        parts.append("all-rounds")
+    else:
+        parts.append("screening" if number == -1 else f"round-{number}")
+    if export_filter.labeler is not None:
+        parts.append(f"labeler-{_name_part(export_filter.labeler)}")
+    from_where, params = _from_where(export_filter)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(l.timestamp AT TIME ZONE 'UTC'), max(l.timestamp AT TIME ZONE 'UTC')"
+            + from_where,
+            params,
+        )
+        first, last = cursor.fetchone()
+    if first is None:
+        parts.append("empty")
+    elif first.date() == last.date():
+        parts.append(first.date().isoformat())
+    else:
+        parts.append(f"{first.date().isoformat()}_to_{last.date().isoformat()}")
+    if not export_filter.include_qc:
+        parts.append("no-qc")
+    if not export_filter.include_screening:
+        parts.append("no-screening")
+    return "_".join(parts) + ".jsonl"
+
+
 def _stream_lines(sql: str, params: list[Any], *, batch_size: int) -> Iterator[str]:
     """Yield the first column of ``sql`` through a named cursor, ``batch_size`` rows at a time."""
+    for row in _stream_rows(sql, params, batch_size=batch_size):
+        yield row[0]
+
+
+def _stream_rows(sql: str, params: list[Any], *, batch_size: int) -> Iterator[tuple[Any, ...]]:
+    """Yield the rows of ``sql`` through a named cursor, ``batch_size`` rows at a time."""
     with transaction.atomic():
         connection.ensure_connection()
         with connection.cursor() as plain:
@@ -266,8 +320,7 @@ def _stream_lines(sql: str, params: list[Any], *, batch_size: int) -> Iterator[s
         with raw.cursor(name=f"stepwise_export_{next(_cursor_numbers)}") as cursor:
             cursor.itersize = batch_size
             cursor.execute(sql, params)
-            for (line,) in cursor:
-                yield line
+            yield from cursor
 
 
 def iter_prm800k_lines(
@@ -282,7 +335,7 @@ def iter_prm800k_lines(
 ) -> Iterator[str]:
     """Every matching labeling as one PRM800K JSON line (no trailing newline), oldest id first.
 
-    ``labeler`` is the PRM800K labeler id (or the username of a labeler created here); ``since``
+    ``labeler`` is the exported id (PRM800K id or pseudonym) or a username; ``since``
     is inclusive and ``until`` exclusive, naive datetimes meaning UTC. For an imported PRM800K
     line the output equals the input as JSON, key order included.
     """
@@ -316,14 +369,23 @@ def _is_good(rating: int, *, neutral_is_positive: bool) -> bool:
 
 
 def stepwise_records(
-    line: dict[str, Any], *, neutral_is_positive: bool = True, include_alternatives: bool = True
+    line: dict[str, Any],
+    *,
+    neutral_is_positive: bool = True,
+    include_alternatives: bool = True,
+    labeling_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Turn one PRM800K line into stepwise-supervision records (pure; see iter_stepwise_lines)."""
+    """Turn one PRM800K line into stepwise-supervision records (pure; see iter_stepwise_lines).
+
+    With ``labeling_id`` every record starts with an ``id``: ``<labeling id>-path`` for the
+    labeler's path, ``<labeling id>-s<step>c<completion>`` (0-based) for an alternative's branch.
+    """
     prompt = line["question"]["problem"]
     prefix: list[str] = []
     prefix_labels: list[bool] = []
     branches: list[dict[str, Any]] = []
-    for step in line["label"]["steps"]:
+    branch_ids: list[str] = []
+    for step_index, step in enumerate(line["label"]["steps"]):
         completions = step["completions"] or []
         chosen = step["chosen_completion"]
         human = step["human_completion"]
@@ -337,9 +399,10 @@ def stepwise_records(
         else:
             followed = None
         if include_alternatives:
-            for completion in completions:
+            for completion_index, completion in enumerate(completions):
                 if completion is followed or completion["rating"] is None:
                     continue
+                branch_ids.append(f"s{step_index}c{completion_index}")
                 branches.append(
                     {
                         "prompt": prompt,
@@ -360,9 +423,15 @@ def stepwise_records(
         if not good:
             break
     records = []
+    ids = []
     if prefix:
         records.append({"prompt": prompt, "completions": prefix, "labels": prefix_labels})
-    return records + branches
+        ids.append("path")
+    records += branches
+    ids += branch_ids
+    if labeling_id is None:
+        return records
+    return [{"id": f"{labeling_id}-{suffix}", **r} for suffix, r in zip(ids, records, strict=True)]
 
 
 def iter_stepwise_lines(
@@ -378,7 +447,8 @@ def iter_stepwise_lines(
     include_unfinished: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Iterator[str]:
-    """Stepwise-supervision JSON lines ``{"prompt", "completions", "labels"}`` as TRL reads them.
+    """Stepwise-supervision JSON lines ``{"id", "prompt", "completions", "labels"}`` as TRL
+    reads them (``id`` as in stepwise_records: the labeling's id and which record of it).
 
     - One record per labeling, not per solution: when several labelers labeled a solution, each
       labeling gives its own record(s), so disagreement stays visible to the trainer (merging
@@ -404,12 +474,14 @@ def iter_stepwise_lines(
             include_qc=include_qc,
             include_screening=include_screening,
             finish_reasons=finish_reasons,
-        )
+        ),
+        with_id=True,
     )
-    for line in _stream_lines(sql, params, batch_size=batch_size):
+    for labeling_id, line in _stream_rows(sql, params, batch_size=batch_size):
         for record in stepwise_records(
             json.loads(line),
             neutral_is_positive=neutral_is_positive,
             include_alternatives=include_alternatives,
+            labeling_id=labeling_id,
         ):
             yield json.dumps(record, ensure_ascii=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,12 @@ def labeler(name: str) -> Labeler:
     user, _ = get_user_model().objects.get_or_create(username=name)
     found, _ = Labeler.objects.get_or_create(user=user)
     return found
+
+
+def who(exported_id: str) -> str:
+    """The username behind an exported ``labeler``; fails unless it is a labeler's pseudonym
+    (an export must never carry a username)."""
+    return Labeler.objects.get(pseudonym=uuid.UUID(exported_id)).user.get_username()
 
 
 def generation(number: int) -> Generation:

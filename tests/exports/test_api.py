@@ -9,7 +9,7 @@ import pytest
 from django.http import StreamingHttpResponse
 from rest_framework.test import APIClient
 
-from labeling.models import Labeler
+from labeling.models import Labeler, Labeling
 from tests.exports import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -51,27 +51,45 @@ def test_admin_downloads_a_streamed_prm800k_file():
     response = _client(Labeler.Role.ADMIN).get(PRM800K)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/jsonl"
-    assert "prm800k.jsonl" in response["Content-Disposition"]
-    assert [x["labeler"] for x in _body(response)] == ["alice", "bob"]
+    disposition = response["Content-Disposition"]
+    assert disposition == 'attachment; filename="prm800k_all-rounds_2023-02-01_to_2023-02-02.jsonl"'
+    by_round = _client(Labeler.Role.ADMIN).get(PRM800K, {"generation": 5})
+    assert 'filename="prm800k_round-5_2023-02-02.jsonl"' in by_round["Content-Disposition"]
+    assert [f.who(x["labeler"]) for x in _body(response)] == ["alice", "bob"]
 
 
 def test_query_string_filters():
     _data()
     admin = _client(Labeler.Role.ADMIN)
-    assert [x["labeler"] for x in _body(admin.get(PRM800K, {"generation": 5}))] == ["bob"]
-    assert [x["labeler"] for x in _body(admin.get(PRM800K, {"labeler": "alice"}))] == ["alice"]
+    assert [f.who(x["labeler"]) for x in _body(admin.get(PRM800K, {"generation": 5}))] == ["bob"]
+    assert [f.who(x["labeler"]) for x in _body(admin.get(PRM800K, {"labeler": "alice"}))] == [
+        "alice"
+    ]
     window = {"since": "2023-02-02T00:00:00Z", "include_qc": "false"}
-    assert [x["labeler"] for x in _body(admin.get(PRM800K, window))] == ["bob"]
+    assert [f.who(x["labeler"]) for x in _body(admin.get(PRM800K, window))] == ["bob"]
     assert _body(admin.get(PRM800K, {"until": "2023-02-01T08:00:00Z"})) == []
 
 
 def test_stepwise_download_and_its_options():
     _data()
     admin = _client(Labeler.Role.ADMIN)
-    records = _body(admin.get(STEPWISE, {"labeler": "bob"}))
+    response = admin.get(STEPWISE, {"labeler": "bob"})
+    assert "stepwise_all-rounds_labeler-bob_2023-02-02.jsonl" in response["Content-Disposition"]
+    records = _body(response)
+    labeling_id = Labeling.objects.get(labeler__user__username="bob").pk
     assert records == [
-        {"prompt": "What is $1+1$?", "completions": ["a", "b"], "labels": [True, False]},
-        {"prompt": "What is $1+1$?", "completions": ["a", "c"], "labels": [True, True]},
+        {
+            "id": f"{labeling_id}-path",
+            "prompt": "What is $1+1$?",
+            "completions": ["a", "b"],
+            "labels": [True, False],
+        },
+        {
+            "id": f"{labeling_id}-s1c1",
+            "prompt": "What is $1+1$?",
+            "completions": ["a", "c"],
+            "labels": [True, True],
+        },
     ]
     only_path = _body(admin.get(STEPWISE, {"labeler": "bob", "include_alternatives": "false"}))
     assert only_path == records[:1]
@@ -104,10 +122,10 @@ def test_download_streams_from_a_server_side_cursor():
     response = _client(Labeler.Role.ADMIN).get(PRM800K)
     chunks = iter(response.streaming_content)
     first = json.loads(next(chunks))
-    assert first["labeler"] == "alice"
+    assert f.who(first["labeler"]) == "alice"
     # The first line went out while the cursor is still open on the server.
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_cursors WHERE name LIKE 'stepwise_export_%%'")
         assert cur.fetchone()[0] == 1
-    assert json.loads(next(chunks))["labeler"] == "bob"
+    assert f.who(json.loads(next(chunks))["labeler"]) == "bob"
     assert next(chunks, None) is None

@@ -40,11 +40,14 @@ def test_export_prm800k_writes_filtered_lines(tmp_path):
     _two_labelings()
     out = tmp_path / "out.jsonl"
     call_command("export_prm800k", output=str(out), no_progress=True)
-    assert [json.loads(x)["labeler"] for x in out.read_text().splitlines()] == ["alice", "bob"]
+    assert [f.who(json.loads(x)["labeler"]) for x in out.read_text().splitlines()] == [
+        "alice",
+        "bob",
+    ]
     call_command("export_prm800k", "--output", str(out), "--generation", "5", "--no-progress")
-    assert [json.loads(x)["labeler"] for x in out.read_text().splitlines()] == ["bob"]
+    assert [f.who(json.loads(x)["labeler"]) for x in out.read_text().splitlines()] == ["bob"]
     call_command("export_prm800k", "-o", str(out), "--exclude-qc", "--since", "2023-01-31")
-    assert [json.loads(x)["labeler"] for x in out.read_text().splitlines()] == ["alice"]
+    assert [f.who(json.loads(x)["labeler"]) for x in out.read_text().splitlines()] == ["alice"]
     call_command("export_prm800k", "-o", str(out), "--until", "2023-02-01T08:00:00")
     assert out.read_text() == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
@@ -62,8 +65,22 @@ def test_export_stepwise_options(tmp_path):
     _two_labelings()
     out = tmp_path / "steps.jsonl"
     call_command("export_stepwise", "-o", str(out), "--labeler", "bob", "--no-progress")
-    assert [json.loads(x) for x in out.read_text().splitlines()] == [
-        {"prompt": "What is $1+1$?", "completions": ["a", "b"], "labels": [True, False]}
-    ]
+    [record] = [json.loads(x) for x in out.read_text().splitlines()]
+    assert record.pop("id").endswith("-path")
+    assert record == {
+        "prompt": "What is $1+1$?",
+        "completions": ["a", "b"],
+        "labels": [True, False],
+    }
     call_command("export_stepwise", "-o", str(out), "--exclude-qc", "--neutral-as-negative")
     assert len(out.read_text().splitlines()) == 1
+
+
+def test_an_output_folder_gets_a_file_named_after_its_contents(tmp_path):
+    _two_labelings()
+    call_command("export_prm800k", "-o", str(tmp_path), "--generation", "4", "--no-progress")
+    call_command("export_stepwise", "-o", str(tmp_path), "--exclude-qc", "--no-progress")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "prm800k_round-4_2023-02-01.jsonl",
+        "stepwise_all-rounds_2023-02-01_no-qc.jsonl",
+    ]

@@ -47,10 +47,11 @@ def _lines(**filters) -> list[dict]:
 
 
 def test_line_has_the_prm800k_shape_and_key_order():
-    _world()
+    made = _world()
     line = next(iter_prm800k_lines())
+    pseudonym = made["a1"].labeler.pseudonym
     assert line == (
-        '{"labeler": "alice", "timestamp": "2023-01-22T04:34:27.052924", "generation": 1, '
+        f'{{"labeler": "{pseudonym}", "timestamp": "2023-01-22T04:34:27.052924", "generation": 1, '
         '"is_quality_control_question": false, "is_initial_screening_question": false, '
         '"question": {"problem": "What is $1+1$?", "ground_truth_solution": "1+1=2", '
         '"ground_truth_answer": "2", "pre_generated_steps": ["Add one and one.", '
@@ -75,14 +76,17 @@ def test_whole_seconds_have_no_fraction_like_isoformat():
 def test_filters():
     _world()
     everyone = _lines()
-    assert [(x["labeler"], x["generation"]) for x in everyone] == [
+    assert [(f.who(x["labeler"]), x["generation"]) for x in everyone] == [
         ("alice", 1),
         ("bob", 1),
         ("alice", 2),
         ("bob", -1),
     ]
-    assert [x["labeler"] for x in _lines(generation=1)] == ["alice", "bob"]
+    assert [f.who(x["labeler"]) for x in _lines(generation=1)] == ["alice", "bob"]
     assert [x["generation"] for x in _lines(labeler="alice")] == [1, 2]
+    # An admin may name the labeler by the exported id as well as by username.
+    alice_id = everyone[0]["labeler"]
+    assert [x["generation"] for x in _lines(labeler=alice_id)] == [1, 2]
     assert _lines(labeler="nobody") == []
     # since inclusive, until exclusive; naive datetimes are UTC.
     window = {"since": T0.replace(day=23), "until": T0.replace(day=25, microsecond=0)}
@@ -90,7 +94,7 @@ def test_filters():
     assert days == ["2023-01-23", "2023-01-24"]
     naive = T0.replace(day=24, tzinfo=None)
     assert [x["timestamp"][:10] for x in _lines(since=naive)] == ["2023-01-24", "2023-01-25"]
-    assert [x["labeler"] for x in _lines(include_qc=False)] == ["alice", "alice", "bob"]
+    assert [f.who(x["labeler"]) for x in _lines(include_qc=False)] == ["alice", "alice", "bob"]
     assert [x["generation"] for x in _lines(include_screening=False)] == [1, 1, 2]
     assert len(_lines(include_qc=False, include_screening=False, generation=1)) == 1
 
@@ -153,7 +157,7 @@ def test_reads_through_a_server_side_cursor_in_batches():
         f.labeling(by=f.labeler(f"l{i}"), of=f.solution([f"s{i}"]), steps=[], timestamp=T0)
     lines = iter_prm800k_lines(batch_size=2)
     first = next(lines)
-    assert json.loads(first)["labeler"] == "l0"
+    assert f.who(json.loads(first)["labeler"]) == "l0"
     # While the export is under way, Postgres holds its named cursor: rows are fetched from
     # the server in batches, not all at once into this process.
     with connection.cursor() as cur:
@@ -176,3 +180,42 @@ def test_an_abandoned_export_releases_its_cursor():
         cur.execute("SELECT count(*) FROM pg_cursors")
         assert cur.fetchone()[0] == 0
     assert len(list(iter_prm800k_lines())) == 3
+
+
+def test_labeler_is_a_pseudonym_kept_across_exports_never_the_username():
+    made = _world()
+    first = [x["labeler"] for x in _lines()]
+    # A new labeler and more work in between change nothing for the others.
+    f.labeling(by=f.labeler("erin"), of=f.solution(["z"]), steps=[], timestamp=T0)
+    second = [x["labeler"] for x in _lines()]
+    assert second[:4] == first
+    alice, bob = made["a1"].labeler, made["b1"].labeler
+    assert first == [str(alice.pseudonym), str(bob.pseudonym)] * 2
+    assert alice.pseudonym != bob.pseudonym
+    assert all(name not in "".join(iter_prm800k_lines()) for name in ("alice", "bob", "erin"))
+
+
+def test_an_imported_labeler_keeps_their_prm800k_id():
+    person = f.labeler("340d89bc-f5b7-45e9-b272-909ba68ee363")
+    person.external_id = "340d89bc-f5b7-45e9-b272-909ba68ee363"
+    person.save()
+    f.labeling(by=person, of=f.solution(["x"]), steps=[], timestamp=T0)
+    assert [x["labeler"] for x in _lines()] == ["340d89bc-f5b7-45e9-b272-909ba68ee363"]
+
+
+def test_file_names_say_what_the_file_holds():
+    from labeling.exports import ExportFilter, export_filename
+
+    _world()
+    assert export_filename("prm800k", ExportFilter()) == (
+        "prm800k_all-rounds_2023-01-22_to_2023-01-25.jsonl"
+    )
+    assert export_filename("prm800k", ExportFilter(generation=2)) == (
+        "prm800k_round-2_2023-01-24.jsonl"
+    )
+    assert export_filename("stepwise", ExportFilter(generation=-1, include_qc=False)) == (
+        "stepwise_screening_2023-01-25_no-qc.jsonl"
+    )
+    assert export_filename("prm800k", ExportFilter(generation=7)) == "prm800k_round-7_empty.jsonl"
+    odd = export_filename("prm800k", ExportFilter(labeler='a"b/../c d'))
+    assert odd == "prm800k_all-rounds_labeler-a-b-..-c-d_empty.jsonl"

@@ -87,8 +87,9 @@ def test_stepwise_records_of_the_shared_lines_are_well_formed(shared_data):
     paths = [json.loads(x) for x in iter_stepwise_lines(include_alternatives=False)]
     assert len(records) > len(paths) >= 5
     problems = {json.loads(x)["question"]["problem"] for x in iter_prm800k_lines()}
+    assert len({record["id"] for record in records}) == len(records)
     for record in records:
-        assert list(record) == ["prompt", "completions", "labels"]
+        assert list(record) == ["id", "prompt", "completions", "labels"]
         assert record["prompt"] in problems
         assert len(record["completions"]) == len(record["labels"]) >= 1
         # Up to and including the first negative step: only the last label may be False.

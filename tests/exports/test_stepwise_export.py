@@ -32,7 +32,18 @@ def _found_error(by="alice", finish_reason="found_error", gen=None):
 
 
 def _records(**options) -> list[dict]:
-    return [json.loads(line) for line in iter_stepwise_lines(**options)]
+    """The records without their ids (test_record_ids covers those)."""
+    records = [json.loads(line) for line in iter_stepwise_lines(**options)]
+    assert all(list(r)[0] == "id" for r in records)
+    return [{k: v for k, v in r.items() if k != "id"} for r in records]
+
+
+def test_record_ids_name_the_labeling_and_the_branch():
+    made = _found_error()
+    ids = [json.loads(line)["id"] for line in iter_stepwise_lines()]
+    # The path, then the alternatives offered at step 2 (completions 1 and 2).
+    assert ids == [f"{made.pk}-path", f"{made.pk}-s2c1", f"{made.pk}-s2c2"]
+    assert [json.loads(line)["id"] for line in iter_stepwise_lines()] == ids
 
 
 def test_path_up_to_first_error_then_alternatives_as_branches():

@@ -1,4 +1,4 @@
-"""``manage.py export_prm800k --output FILE``: labelings as PRM800K JSONL, streamed."""
+"""``manage.py export_prm800k [--output FILE|FOLDER]``: labelings as PRM800K JSONL, streamed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from labeling.exports import ExportFilter, count_labelings, iter_prm800k_lines
+from labeling.exports import ExportFilter, count_labelings, export_filename, iter_prm800k_lines
 
 
 def _moment(value: str) -> datetime:
@@ -22,7 +22,13 @@ def _moment(value: str) -> datetime:
 
 
 def add_filter_arguments(parser: CommandParser) -> None:
-    parser.add_argument("--output", "-o", required=True, help="File to write (JSONL).")
+    parser.add_argument(
+        "--output",
+        "-o",
+        default=".",
+        help="File to write (JSONL), or a folder to write into under a name that says what the "
+        "file holds (round, labeler, first and last day). Default: the current folder.",
+    )
     parser.add_argument("--generation", type=int, help="Only this generation number.")
     parser.add_argument("--labeler", help="Only this labeler (PRM800K id or username).")
     parser.add_argument("--since", help="Labelings finished at or after (ISO; naive = UTC).")
@@ -43,6 +49,13 @@ def filters_from_options(options: dict[str, Any]) -> dict[str, Any]:
         "include_qc": not options["exclude_qc"],
         "include_screening": not options["exclude_screening"],
     }
+
+
+def output_path(output: str, kind: str, filters: dict[str, Any], **extra: Any) -> str:
+    """``output`` itself, or inside a folder the file named after what it holds."""
+    if not Path(output).is_dir():
+        return output
+    return str(Path(output) / export_filename(kind, ExportFilter(**filters, **extra)))
 
 
 def write_lines(
@@ -83,11 +96,12 @@ class Command(BaseCommand):
         filters = filters_from_options(options)
         progress = not options["no_progress"]
         total = count_labelings(ExportFilter(**filters)) if progress else None
+        output = output_path(options["output"], "prm800k", filters)
         written = write_lines(
             iter_prm800k_lines(**filters),
-            output=options["output"],
+            output=output,
             total=total,
             progress=progress,
             unit="line",
         )
-        self.stdout.write(f"wrote {written} lines to {options['output']}")
+        self.stdout.write(f"wrote {written} lines to {output}")

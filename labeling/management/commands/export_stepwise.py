@@ -1,4 +1,4 @@
-"""``manage.py export_stepwise --output FILE``: stepwise-supervision JSONL for PRM trainers."""
+"""``manage.py export_stepwise [--output FILE|FOLDER]``: stepwise-supervision JSONL for PRM trainers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from labeling.exports import iter_stepwise_lines
+from labeling.exports import iter_stepwise_lines, stepwise_finish_reasons
 from labeling.management.commands.export_prm800k import (
     add_filter_arguments,
     filters_from_options,
+    output_path,
     write_lines,
 )
 
 
 class Command(BaseCommand):
     help = (
-        "Export labelings as stepwise supervision ({prompt, completions, labels} per line), "
+        "Export labelings as stepwise supervision ({id, prompt, completions, labels} per line), "
         "labels up to and including the first negative step."
     )
 
@@ -41,6 +42,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         filters = filters_from_options(options)
         progress = not options["no_progress"]
+        finish_reasons = stepwise_finish_reasons(include_unfinished=options["include_unfinished"])
+        output = output_path(options["output"], "stepwise", filters, finish_reasons=finish_reasons)
         written = write_lines(
             iter_stepwise_lines(
                 **filters,
@@ -48,10 +51,10 @@ class Command(BaseCommand):
                 include_alternatives=not options["no_alternatives"],
                 include_unfinished=options["include_unfinished"],
             ),
-            output=options["output"],
+            output=output,
             # A labeling gives one or more records: the bar counts records, without a total.
             total=None,
             progress=progress,
             unit="record",
         )
-        self.stdout.write(f"wrote {written} records to {options['output']}")
+        self.stdout.write(f"wrote {written} records to {output}")
