@@ -423,3 +423,73 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"assignment {self.pk} of task {self.task_id} to {self.labeler_id} ({self.state})"
+
+
+class TrajectoryCandidates(models.Model):
+    """Phase 1: the candidates sampled for the next step of a trajectory in progress.
+
+    Keyed by the trajectory so far (``prefix_sha256`` of its step texts): the candidates shown for
+    a position are stored once and served again on reload, never re-sampled. Sets sampled ahead
+    for a choice the labeler did not make (prefetch) stay here unused.
+    """
+
+    assignment = models.ForeignKey(
+        Assignment, on_delete=models.CASCADE, related_name="candidate_sets"
+    )
+    position = models.PositiveIntegerField(help_text="0-based index of the step they are for.")
+    prefix_sha256 = models.CharField(max_length=64)
+    # [{"text", "finish_reason", "completion_tokens", "ends_solution"}, ...] in seed order.
+    candidates = models.JSONField()
+    # generator, backend, seeds and sampling parameters that produced them.
+    sampling = models.JSONField(default=dict)
+    elapsed_ms = models.PositiveIntegerField(default=0)
+    prefetched = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment", "prefix_sha256"], name="trajectory_candidates_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"candidates for step {self.position} of assignment {self.assignment_id}"
+
+
+class TrajectoryStep(models.Model):
+    """Phase 1: one decided step of a trajectory in progress (part of the server-side draft).
+
+    Every candidate rated, then one chosen (``chosen_completion``) or a step written
+    (``human_text``). Becomes a ``LabeledStep`` with its ``LabeledCompletion``s on submit.
+    """
+
+    assignment = models.ForeignKey(
+        Assignment, on_delete=models.CASCADE, related_name="trajectory_steps"
+    )
+    position = models.PositiveIntegerField()
+    candidates = models.ForeignKey(
+        TrajectoryCandidates, on_delete=models.PROTECT, related_name="decisions"
+    )
+    ratings = ArrayField(models.SmallIntegerField(null=True))
+    flags = ArrayField(models.BooleanField())
+    chosen_completion = models.PositiveIntegerField(null=True, blank=True)
+    human_text = models.TextField(null=True, blank=True)
+    human_flagged = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assignment", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment", "position"], name="trajectory_step_position_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(chosen_completion__isnull=True, human_text__isnull=False)
+                | Q(chosen_completion__isnull=False, human_text__isnull=True),
+                name="trajectory_step_chosen_xor_written",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"step {self.position} of assignment {self.assignment_id}"
