@@ -233,8 +233,11 @@ STEPWISE_PROMOTION_MIN_HELDOUT_STEPS = env.int("STEPWISE_PROMOTION_MIN_HELDOUT_S
 STEPWISE_RETRAIN_MIN_NEW_LABELS = env.int("STEPWISE_RETRAIN_MIN_NEW_LABELS", default=1000)
 STEPWISE_RETRAIN_SCHEDULE_ENABLED = env.bool("STEPWISE_RETRAIN_SCHEDULE_ENABLED", default=False)
 STEPWISE_RETRAIN_INTERVAL_HOURS = env.int("STEPWISE_RETRAIN_INTERVAL_HOURS", default=24)
-# A running job whose heartbeat is older than this is taken for lost (its worker died).
-STEPWISE_TRAINING_STALE_SECONDS = env.int("STEPWISE_TRAINING_STALE_SECONDS", default=900)
+# A running job whose heartbeat is older than this is taken for lost (its worker died). A job
+# beats every STEPWISE_JOB_HEARTBEAT_SECONDS from a thread (config.jobs), so a dead worker is
+# noticed after six missed beats, by the sweep that runs every minute.
+STEPWISE_TRAINING_STALE_SECONDS = env.int("STEPWISE_TRAINING_STALE_SECONDS", default=60)
+STEPWISE_JOB_HEARTBEAT_SECONDS = env.float("STEPWISE_JOB_HEARTBEAT_SECONDS", default=10.0)
 STEPWISE_TRAINING_MAX_ATTEMPTS = env.int("STEPWISE_TRAINING_MAX_ATTEMPTS", default=2)
 
 LOGGING = {

@@ -80,7 +80,7 @@ class PRMVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="held-out metric")
     def headline_metric(self, obj) -> str:
-        rule = services._promotion_rule(obj.kind)
+        rule = services.promotion_rule(obj.kind)
         value = (obj.metrics or {}).get(rule["metric"])
         return f"{rule['metric']} {value:.4f}" if isinstance(value, int | float) else "-"
 

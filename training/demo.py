@@ -16,6 +16,7 @@ from django.db import transaction
 
 from training import sampling, services
 from training.models import BaseModel, PRMVersion, SamplingRun, TrainingRun
+from training.services import runs
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def demo_loop_start(*, base_model: str, created_by=None) -> DemoLoop:
                 kind=TrainingRun.Kind.TRAIN, state__in=_UNFINISHED
             ).first()
             if unfinished is not None:
-                transaction.on_commit(lambda: services._enqueue(unfinished))
+                transaction.on_commit(lambda: runs.enqueue_run(unfinished))
             # Activation follows the promotion rule: on the demo's few held-out labels it is
             # refused, and the run's log says why (the console can force it).
             loop.training_run = unfinished or services.training_run_start(

@@ -27,21 +27,19 @@ import hashlib
 import json
 import logging
 import os
-import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from config.jobs import AttemptSuperseded, Reporter, RunRows, append_log
 from labeling.grading import extract_final_answer, grade_answer
 from labeling.imports import ImportLineError, import_problems, solution_fingerprint
 from labeling.imports.common import lock_imports, text_md5
@@ -58,16 +56,8 @@ from training.generator import (
     split_solution,
 )
 from training.models import SamplingRun
-from training.services import (
-    AttemptSuperseded,
-    RunReporter,
-    TrainingError,
-    _append_log,
-    _attempt_alive,
-    base_model_path,
-    json_safe,
-    worker_identity,
-)
+from training.services.base_models import base_model_path
+from training.services.errors import TrainingError, json_safe
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +69,6 @@ MAX_NEW_TOKENS = 8192
 # Samples sampled (and stored) together; a chunk is also the unit of resumption.
 DEFAULT_CHUNK_ROWS = {"local": 32, "openai": 64}
 MAX_CHUNK_PROBLEMS = 64
-KEEPALIVE_EVERY_S = 30.0
 # Sampling settings a generator config may give defaults for.
 SAMPLING_KEYS = ("temperature", "top_p", "max_new_tokens", "stop", "force_answer")
 # Config keys never stored on a run (the worker reads them from its own settings).
@@ -485,7 +474,7 @@ def sampling_run_start(
         except IntegrityError:
             # The same request started at the same moment elsewhere: that run is the one.
             return existing.get(), False
-        _append_log(
+        append_log(
             run,
             f"queued: {samples} samples for each of {len(ids)} problems with {generator}",
         )
@@ -497,97 +486,20 @@ def sampling_run_start(
 
 # --------------------------------------------------------------------------- running a run
 
-
-def _fail(run: SamplingRun, error: str) -> None:
-    """Mark the run failed. Call inside a transaction."""
-    run.state, run.error, run.finished_at = SamplingRun.State.FAILED, error, timezone.now()
-    _append_log(run, f"failed: {error.splitlines()[-1] if error else ''}")
-    run.save(update_fields=["state", "error", "finished_at", "log"])
+# Claim, fence, heartbeat and sweep: the shared job runner, as for training runs.
+SAMPLING = RunRows(SamplingRun, label="sampling run", enqueue=_enqueue)
 
 
-@transaction.atomic
-def sampling_run_claim(*, run_id: int) -> SamplingRun | None:
-    """Take the run for this process, or None when there is nothing to do (same rules as
-    `services.training_run_claim`: finished runs stay finished, a live attempt is left alone,
-    a lost one is taken over up to STEPWISE_TRAINING_MAX_ATTEMPTS)."""
-    run = SamplingRun.objects.select_for_update().get(id=run_id)
-    if run.state in (SamplingRun.State.SUCCEEDED, SamplingRun.State.FAILED):
-        logger.info("sampling run %s is %s already: nothing to do", run.id, run.state)
-        return None
-    if run.state == SamplingRun.State.RUNNING:
-        if _attempt_alive(run):
-            logger.info("sampling run %s is running in %s: duplicate ignored", run.id, run.worker)
-            return None
-        _append_log(run, f"attempt {run.attempts} lost: worker {run.worker} is gone")
-        if run.attempts >= settings.STEPWISE_TRAINING_MAX_ATTEMPTS:
-            _fail(run, f"worker lost during attempt {run.attempts} (no attempts left)")
-            return None
-    now = timezone.now()
-    run.state, run.worker, run.heartbeat_at = SamplingRun.State.RUNNING, worker_identity(), now
-    run.attempts += 1
-    run.started_at = run.started_at or now
+def _resume_note(run: SamplingRun) -> str:
     problems = len(run.params.get("problem_ids", []))
-    where = f", from problem {run.cursor + 1} of {problems}" if run.cursor else ""
-    _append_log(run, f"attempt {run.attempts} started in {run.worker}{where}")
-    run.save()
-    return run
+    return f", from problem {run.cursor + 1} of {problems}" if run.cursor else ""
 
 
-def _lock_owned(run_id: int, attempt: int) -> SamplingRun:
-    """Lock the run and check this attempt still owns it (the fence of services._lock_owned)."""
-    run = SamplingRun.objects.select_for_update().get(id=run_id)
-    if (
-        run.state != SamplingRun.State.RUNNING
-        or run.attempts != attempt
-        or run.worker != worker_identity()
-    ):
-        raise AttemptSuperseded(f"sampling run {run_id} attempt {attempt} is no longer ours")
-    return run
-
-
-class _Reporter(RunReporter):
-    """The training runs' reporter, writing to a sampling run."""
-
-    def flush(self) -> None:
-        with transaction.atomic():
-            run = _lock_owned(self.run_id, self.attempt)
-            for message in self._pending:
-                _append_log(run, message)
-            run.progress, run.heartbeat_at = self._progress, timezone.now()
-            run.save(update_fields=["progress", "heartbeat_at", "log"])
-        self._pending.clear()
-        self._last_write = time.monotonic()
-
-
-class _KeepAlive:
-    """Beat the run's heartbeat from a thread while a long model call blocks this one."""
-
-    def __init__(self, run_id: int, attempt: int, every: float = KEEPALIVE_EVERY_S):
-        self.run_id, self.attempt, self.every = run_id, attempt, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                SamplingRun.objects.filter(
-                    id=self.run_id,
-                    attempts=self.attempt,
-                    state=SamplingRun.State.RUNNING,
-                    worker=worker_identity(),
-                ).update(heartbeat_at=timezone.now())
-        except Exception:  # noqa: BLE001 - a missed beat must not kill the run
-            logger.exception("sampling run %s: heartbeat failed", self.run_id)
-        finally:
-            connection.close()  # this thread's own connection
-
-    def __enter__(self) -> _KeepAlive:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
+def sampling_run_claim(*, run_id: int) -> SamplingRun | None:
+    """Take the run for this process, or None when there is nothing to do (`RunRows.claim`:
+    finished runs stay finished, a live attempt is left alone, a lost one is taken over up to
+    STEPWISE_TRAINING_MAX_ATTEMPTS). The progress stays: the run goes on from its cursor."""
+    return SAMPLING.claim(run_id, note=_resume_note, reset_progress=False)
 
 
 @dataclass
@@ -714,7 +626,7 @@ def _chunk_problems(run: SamplingRun) -> int:
     return max(1, min(MAX_CHUNK_PROBLEMS, rows // max(1, run.params["samples"])))
 
 
-def _sample(run: SamplingRun, reporter: _Reporter) -> dict[str, int]:
+def _sample(run: SamplingRun, reporter: Reporter) -> dict[str, int]:
     params = run.params
     ids: list[int] = params["problem_ids"]
     samples: int = params["samples"]
@@ -748,7 +660,7 @@ def _sample(run: SamplingRun, reporter: _Reporter) -> dict[str, int]:
                 indexes = [i for i in range(samples) if (problem.id, i) not in done]
                 if indexes:
                     wanted.append((problem, indexes))
-            with _KeepAlive(run.id, reporter.attempt):
+            with SAMPLING.keep_alive(run.id, reporter.attempt):
                 drawn: list[_Drawn] = []
                 if wanted:
                     requests = [
@@ -783,7 +695,7 @@ def _sample(run: SamplingRun, reporter: _Reporter) -> dict[str, int]:
                 keepers = _classify(drawn, counts)
                 with transaction.atomic():
                     lock_imports()
-                    owned = _lock_owned(run.id, reporter.attempt)
+                    owned = SAMPLING.lock_owned(run.id, reporter.attempt)
                     _store(owned, keepers, counts)
                     owned.counts = {
                         name: owned.counts.get(name, 0) + counts[name] for name in COUNT_KEYS
@@ -812,7 +724,7 @@ def sampling_run_execute(*, run_id: int, echo: Progress | None = None) -> Sampli
     run = sampling_run_claim(run_id=run_id)
     if run is None:
         return None
-    reporter = _Reporter(run, echo)  # type: ignore[arg-type]
+    reporter = Reporter(SAMPLING, run, echo)
     try:
         counts = _sample(run, reporter)
     except AttemptSuperseded as exc:
@@ -823,9 +735,9 @@ def sampling_run_execute(*, run_id: int, echo: Progress | None = None) -> Sampli
         error = str(exc) if domain else "".join(traceback.format_exception(exc))
         try:
             reporter.flush()
-            with transaction.atomic():
-                _fail(_lock_owned(run_id, reporter.attempt), error)
         except AttemptSuperseded:
+            return None
+        if not SAMPLING.fail_owned(run_id, reporter.attempt, error):
             return None
         if domain:
             return SamplingRun.objects.get(id=run_id)
@@ -833,7 +745,7 @@ def sampling_run_execute(*, run_id: int, echo: Progress | None = None) -> Sampli
     try:
         reporter(1.0, f"done: {counts['kept']} new solutions", force=True)
         with transaction.atomic():
-            run = _lock_owned(run_id, reporter.attempt)
+            run = SAMPLING.lock_owned(run_id, reporter.attempt)
             run.state, run.finished_at, run.progress = (
                 SamplingRun.State.SUCCEEDED,
                 timezone.now(),
@@ -846,23 +758,10 @@ def sampling_run_execute(*, run_id: int, echo: Progress | None = None) -> Sampli
     return run
 
 
-def sampling_runs_fail_stale(*, stale_after: timedelta | None = None) -> int:
-    """Sweep: running sampling runs whose worker is gone (or silent too long) become failed."""
-    stale = stale_after or timedelta(seconds=settings.STEPWISE_TRAINING_STALE_SECONDS)
-    now = timezone.now()
-    failed = 0
-    for run_id in SamplingRun.objects.filter(state=SamplingRun.State.RUNNING).values_list(
-        "id", flat=True
-    ):
-        with transaction.atomic():
-            run = SamplingRun.objects.select_for_update().get(id=run_id)
-            if run.state != SamplingRun.State.RUNNING:
-                continue
-            silent = run.heartbeat_at is None or now - run.heartbeat_at > stale
-            if silent or not _attempt_alive(run, now=now):
-                _fail(run, f"worker {run.worker} lost: no heartbeat since {run.heartbeat_at}")
-                failed += 1
-    return failed
+def sampling_runs_sweep_stale() -> dict[str, int]:
+    """Sweep: running sampling runs whose worker is gone (or silent too long) are sent again
+    while they have attempts left (they go on from their cursor), and fail after that."""
+    return SAMPLING.sweep()
 
 
 # --------------------------------------------------------------------------- selectors

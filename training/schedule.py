@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 
+from config import jobs
+
 SWEEP = "training: fail stale runs"
 NEW_LABELS = "training: retrain when enough new labels"
 SCHEDULED = "training: scheduled retrain"
@@ -23,7 +25,12 @@ def sync_periodic_tasks(**_kwargs: Any) -> None:
         return schedule
 
     entries = [
-        (SWEEP, "stepwise.training.sweep_stale_runs", every(IntervalSchedule.MINUTES, 5), True),
+        (
+            SWEEP,
+            "stepwise.training.sweep_stale_runs",
+            every(IntervalSchedule.MINUTES, jobs.SWEEP_EVERY_MINUTES),
+            True,
+        ),
         (
             NEW_LABELS,
             "stepwise.training.retrain_if_enough_labels",

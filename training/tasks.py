@@ -1,9 +1,9 @@
 """Celery tasks. The `training.*` ones run on the `gpu` queue (a worker with --concurrency 1).
 
 Each takes a run id and calls the service; the run row makes a rerun or a duplicate delivery
-harmless (see `services.training_run_claim`). Failures are recorded on the run and not retried:
+harmless (see `config.jobs.RunRows.claim`). Failures are recorded on the run and not retried:
 a training that raised will raise again. A worker lost mid-run is handled by redelivery
-(acks_late + reject_on_worker_lost) and by the stale-run sweep.
+(acks_late + reject_on_worker_lost) and by the stale-run sweep, which sends the run again.
 
 The beat tasks (sweep, retrain check) are named outside `training.*` so they run on the default
 queue: a busy or dead GPU worker must not stop the sweep that notices it died.
@@ -62,10 +62,15 @@ def sample_solutions_task(*, run_id: int) -> str:
 
 
 @shared_task(name="stepwise.training.sweep_stale_runs")
-def sweep_stale_runs_task() -> int:
+def sweep_stale_runs_task() -> dict[str, int]:
+    """Runs (training and sampling) whose worker died: sent again, or failed once out of
+    attempts. Returns how many of each."""
     from training import sampling
 
-    return services.training_runs_fail_stale() + sampling.sampling_runs_fail_stale()
+    counts = services.training_runs_sweep_stale()
+    for key, value in sampling.sampling_runs_sweep_stale().items():
+        counts[key] += value
+    return counts
 
 
 @shared_task(name="stepwise.training.retrain_if_enough_labels")

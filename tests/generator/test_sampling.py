@@ -346,24 +346,29 @@ def test_two_overlapping_runs_at_once_store_each_sample_index_once(settings):
     assert sum(r.counts["already_sampled"] for r in runs) == 2
 
 
-def test_the_sweep_fails_silent_runs_and_leaves_live_ones(scripted, problems):
+def test_the_sweep_retries_or_fails_silent_runs_and_leaves_live_ones(scripted, problems, settings):
     from datetime import timedelta
 
     from training.tasks import sweep_stale_runs_task
 
-    silent, _ = sampling.sampling_run_start(samples=1, seed=1, enqueue=False)
+    settings.STEPWISE_TRAINING_MAX_ATTEMPTS = 2
+    spent, _ = sampling.sampling_run_start(samples=1, seed=1, enqueue=False)
     live, _ = sampling.sampling_run_start(samples=1, seed=2, enqueue=False)
-    SamplingRun.objects.filter(id=silent.id).update(
-        state="running",
-        attempts=1,
-        worker="elsewhere:1",
-        heartbeat_at=timezone.now() - timedelta(hours=2),
+    lost, _ = sampling.sampling_run_start(samples=1, seed=3, enqueue=False)
+    silent = timezone.now() - timedelta(hours=2)
+    SamplingRun.objects.filter(id=spent.id).update(
+        state="running", attempts=2, worker="elsewhere:1", heartbeat_at=silent
     )
     SamplingRun.objects.filter(id=live.id).update(
         state="running", attempts=1, worker="elsewhere:2", heartbeat_at=timezone.now()
     )
-    assert sweep_stale_runs_task() == 1
-    silent.refresh_from_db()
-    live.refresh_from_db()
-    assert silent.state == "failed" and "worker elsewhere:1 lost" in silent.error
+    SamplingRun.objects.filter(id=lost.id).update(
+        state="running", attempts=1, worker="elsewhere:3", heartbeat_at=silent
+    )
+    assert sweep_stale_runs_task() == {"retried": 1, "failed": 1}
+    for run in (spent, live, lost):
+        run.refresh_from_db()
+    assert spent.state == "failed" and "worker elsewhere:1 lost" in spent.error
     assert live.state == "running"
+    # Attempts left: queued again, to go on from its cursor.
+    assert lost.state == "queued" and "attempt 1 lost" in lost.log

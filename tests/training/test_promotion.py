@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from tests.training import factories as f
 from training import services
+from training.services import execute
 from training.models import PRMVersion, TrainingRun
 from training.selectors import active_prm_version
 
@@ -117,7 +120,7 @@ def test_retire():
 
 
 def test_create_validates_fields(tmp_path):
-    with pytest.raises(services.ValidationError) as caught:
+    with pytest.raises(ValidationError) as caught:
         services.prm_version_create(
             name="", base_model=str(tmp_path / "missing"), kind="xyz", hyperparameters={"lr": 1}
         )
@@ -153,7 +156,7 @@ def test_claim_skips_finished_and_live_runs_and_retries_lost_ones(tmp_path, sett
     again = services.training_run_claim(run_id=run.id)
     assert again.attempts == 2 and "attempt 1 lost" in again.log
     # A live process elsewhere on this machine holds it: a duplicate delivery is ignored.
-    TrainingRun.objects.filter(id=run.id).update(worker=f"{services.socket.gethostname()}:1")
+    TrainingRun.objects.filter(id=run.id).update(worker=f"{socket.gethostname()}:1")
     assert services.training_run_claim(run_id=run.id) is None
     # Out of attempts: the next lost attempt fails the run and the version.
     TrainingRun.objects.filter(id=run.id).update(worker="elsewhere:1", heartbeat_at=None)
@@ -165,17 +168,26 @@ def test_claim_skips_finished_and_live_runs_and_retries_lost_ones(tmp_path, sett
     assert services.training_run_claim(run_id=run.id) is None  # finished: nothing to do
 
 
-def test_sweep_fails_silent_runs_only(tmp_path):
+def test_sweep_retries_silent_runs_then_fails_them(tmp_path, settings):
+    settings.STEPWISE_TRAINING_MAX_ATTEMPTS = 2
     v = services.prm_version_create(name="v", base_model=str(tmp_path))
     run = services.training_run_start(prm_version_id=v.id, enqueue=False)
     TrainingRun.objects.filter(id=run.id).update(
-        state="running", worker="gpu-box:4242", heartbeat_at=timezone.now()
+        state="running", attempts=1, worker="gpu-box:4242", heartbeat_at=timezone.now()
     )
-    assert services.training_runs_fail_stale(stale_after=timedelta(minutes=5)) == 0
+    assert services.training_runs_sweep_stale() == {"retried": 0, "failed": 0}
+    # Silent longer than STEPWISE_TRAINING_STALE_SECONDS: attempt 1 is lost, the run is queued
+    # again for attempt 2.
+    silent = timezone.now() - timedelta(seconds=settings.STEPWISE_TRAINING_STALE_SECONDS + 1)
+    TrainingRun.objects.filter(id=run.id).update(heartbeat_at=silent)
+    assert services.training_runs_sweep_stale() == {"retried": 1, "failed": 0}
+    run.refresh_from_db()
+    assert run.state == "queued" and "attempt 1 lost" in run.log and run.worker == ""
+    # Attempt 2 goes silent too: no attempts left, the run and its version fail.
     TrainingRun.objects.filter(id=run.id).update(
-        heartbeat_at=timezone.now() - timedelta(minutes=10)
+        state="running", attempts=2, worker="gpu-box:4243", heartbeat_at=silent
     )
-    assert services.training_runs_fail_stale(stale_after=timedelta(minutes=5)) == 1
+    assert services.training_runs_sweep_stale() == {"retried": 0, "failed": 1}
     run.refresh_from_db()
     v.refresh_from_db()
     assert run.state == "failed" and v.state == "failed"
@@ -253,7 +265,7 @@ def test_superseded_attempt_writes_nothing(outcome, monkeypatch):
             raise RuntimeError("lost my files to the new attempt")
         return 7
 
-    monkeypatch.setattr(services, "score_solutions", taken_over_meanwhile)
+    monkeypatch.setattr(execute, "score_solutions", taken_over_meanwhile)
     assert services.training_run_execute(run_id=run.id) is None
     run.refresh_from_db()
     # Neither failed nor succeeded by the old attempt: the new one owns the outcome.

@@ -88,7 +88,7 @@ def test_killed_training_resumes_from_its_last_state_and_ends_as_if_uninterrupte
 
     # The same training without interruption, here in the test process, on the version's data.
     version = run.prm_version
-    data = services._version_data(version)
+    data = services.version_data(version)
     config = TrainConfig(
         base_model=version.base_model,
         output_dir=str(tmp_path / "uninterrupted"),

@@ -13,6 +13,7 @@ import pytest
 from django.db import transaction
 
 from config.celery import app
+from config.jobs import process_alive
 from labeling.models import Solution
 from tests.conftest import ROOT
 from tests.training.conftest import TINY_HYPERPARAMETERS
@@ -137,6 +138,7 @@ def _start_worker(queue: str, tmp_path: Path, extra_env: dict) -> subprocess.Pop
         cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     proc.log_path = tmp_path / f"{queue}.log"  # type: ignore[attr-defined]
+    proc.queue = queue  # type: ignore[attr-defined]
     return proc
 
 
@@ -220,12 +222,19 @@ def test_worker_child_killed_mid_training_is_retried_on_redelivery(
         app.control.purge()
 
 
-def test_whole_worker_killed_mid_training_is_failed_by_the_sweep(
-    tiny_backbone, synthetic_labelings, active_version, tmp_path
+def _wait_dead(pid: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout  # the kernel tears the orphaned pool process down meanwhile
+    while process_alive(pid) and time.time() < deadline:
+        time.sleep(0.2)
+
+
+def test_whole_worker_killed_mid_training_is_retried_by_the_sweep(
+    tiny_backbone, synthetic_labelings, active_version, tmp_path, settings
 ):
+    """Nobody is left to redeliver: the sweep notices the dead attempt and sends the run again."""
     artifacts = tmp_path / "artifacts"
-    queue = f"gpu-dead-{os.getpid()}"
-    proc = _start_worker(queue, tmp_path, {"STEPWISE_ARTIFACT_DIR": str(artifacts)})
+    fast = {"STEPWISE_JOB_HEARTBEAT_SECONDS": "0.5", "STEPWISE_ARTIFACT_DIR": str(artifacts)}
+    proc = _start_worker(f"gpu-dead-{os.getpid()}", tmp_path, fast)
     version = services.prm_version_create(
         name="tiny-dead",
         base_model=tiny_backbone,
@@ -233,20 +242,40 @@ def test_whole_worker_killed_mid_training_is_failed_by_the_sweep(
     )
     run = services.training_run_start(prm_version_id=version.id, enqueue=False)
     try:
-        tasks.train_prm_version_task.apply_async(kwargs={"run_id": run.id}, queue=queue)
+        tasks.train_prm_version_task.apply_async(kwargs={"run_id": run.id}, queue=proc.queue)
         child = int(_wait_training_started(run.id, proc).worker.rsplit(":", 1)[1])
+        # The keep-alive thread beats while the training thread is busy.
+        first = TrainingRun.objects.get(id=run.id).heartbeat_at
+        _wait_heartbeat_after(run.id, first, proc)
     finally:
         _stop(proc)  # SIGKILL to the whole worker: nobody is left to notice
+    app.control.purge()  # the unacknowledged message would come back only hours later
     assert TrainingRun.objects.get(id=run.id).state == "running"
-    deadline = time.time() + 30  # the kernel tears the orphaned pool process down meanwhile
-    while services._process_alive(child) and time.time() < deadline:
-        time.sleep(0.2)
+    _wait_dead(child)
+    PRMVersion.objects.filter(id=version.id).update(
+        hyperparameters={**TINY_HYPERPARAMETERS, "epochs": 1}
+    )
 
-    # The beat sweep (default queue, another process) sees the worker's process is gone.
-    assert services.training_runs_fail_stale() == 1
-    run.refresh_from_db()
-    assert run.state == "failed" and "lost" in run.error
-    _assert_nothing_half_written_is_active(version, active_version, artifacts)
-    # If the broker ever redelivers the message, the finished run is not re-done.
-    assert services.training_run_claim(run_id=run.id) is None
-    app.control.purge()
+    # The beat sweep (default queue, another process) sees the worker's process is gone and
+    # sends the run again, to the gpu queue, where a new worker takes it up.
+    second = _start_worker("gpu", tmp_path, fast)
+    try:
+        assert services.training_runs_sweep_stale() == {"retried": 1, "failed": 0}
+        run = _wait(run.id, {"succeeded", "failed"}, timeout=180)
+    finally:
+        _stop(second)
+        app.control.purge()
+    assert run.state == "succeeded", run.log + run.error
+    assert run.attempts == 2 and "attempt 1 lost" in run.log and "sent again" in run.log
+    version.refresh_from_db()
+    assert version.state == "ready"
+
+
+def _wait_heartbeat_after(run_id: int, after, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if TrainingRun.objects.get(id=run_id).heartbeat_at > after:
+            return
+        assert proc.poll() is None, proc.log_path.read_text()
+        time.sleep(0.2)
+    raise AssertionError("the heartbeat did not move")
