@@ -61,6 +61,9 @@ class SampleRequest:
 
     problem: str
     seeds: tuple[int, ...]
+    # Text the answer already starts with (phase 1: the steps chosen so far, one per line); the
+    # samples continue it and do not repeat it.
+    prefix: str = ""
 
 
 # The answer block a forced answer starts with, and how long that answer may be.

@@ -165,7 +165,15 @@ class LocalCausalLM:
     ) -> list[list[Completion]]:
         with self._lock:  # one model, one batch at a time
             self._load()
-            prompts = [self.prompt_ids(request.problem) for request in requests]
+            prompts = [
+                self.prompt_ids(request.problem)
+                + (
+                    self._tokenizer(request.prefix, add_special_tokens=False)["input_ids"]
+                    if request.prefix
+                    else []
+                )
+                for request in requests
+            ]
             rows = [
                 (index, position, seed)
                 for index, request in enumerate(requests)

@@ -153,7 +153,9 @@ class OpenAICompatible:
 
     # ------------------------------------------------------------------ sampling
 
-    def _body(self, problem: str, params: SamplingParams, n: int, seed: int) -> dict[str, Any]:
+    def _body(
+        self, problem: str, params: SamplingParams, n: int, seed: int, prefix: str = ""
+    ) -> dict[str, Any]:
         stops = list(params.stop) + ([] if self.endpoint == "chat" else list(TEXT_STOP))
         body: dict[str, Any] = {
             "model": self.model,
@@ -166,14 +168,21 @@ class OpenAICompatible:
         if stops:
             body["stop"] = stops[:MAX_STOP_STRINGS]
         if self.endpoint == "chat":
+            if prefix:
+                raise GeneratorError(
+                    f"generator {self.name}: continuing a started answer (phase 1) needs the "
+                    "completions endpoint (a chat endpoint cannot continue a reply)"
+                )
             body["messages"] = self.prompt.messages(problem)
         else:
-            body["prompt"] = self.prompt.text(problem)
+            body["prompt"] = self.prompt.text(problem) + prefix
         return body
 
-    def _request(self, problem: str, params: SamplingParams, seeds: Sequence[int]) -> list:
+    def _request(
+        self, problem: str, params: SamplingParams, seeds: Sequence[int], prefix: str = ""
+    ) -> list:
         path = "chat/completions" if self.endpoint == "chat" else "completions"
-        data = self._call("POST", path, self._body(problem, params, len(seeds), seeds[0]))
+        data = self._call("POST", path, self._body(problem, params, len(seeds), seeds[0], prefix))
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             raise GeneratorError(
@@ -201,19 +210,28 @@ class OpenAICompatible:
             )
         return completions
 
-    def _group(self, problem: str, params: SamplingParams, seeds: Sequence[int]) -> list:
-        completions = self._request(problem, params, seeds)
+    def _group(
+        self, problem: str, params: SamplingParams, seeds: Sequence[int], prefix: str = ""
+    ) -> list:
+        completions = self._request(problem, params, seeds, prefix)
         # A server that ignores `n` answers once: ask for the rest, each with its own seed.
         for seed in seeds[len(completions) :]:
-            completions.extend(self._request(problem, params, [seed]))
+            completions.extend(self._request(problem, params, [seed], prefix))
         if params.force_answer:
             for position, (seed, completion) in enumerate(zip(seeds, completions, strict=True)):
                 if needs_forced_answer(completion):
-                    completions[position] = self._force_answer(problem, params, seed, completion)
+                    completions[position] = self._force_answer(
+                        problem, params, seed, completion, prefix
+                    )
         return completions
 
     def _force_answer(
-        self, problem: str, params: SamplingParams, seed: int, completion: Completion
+        self,
+        problem: str,
+        params: SamplingParams,
+        seed: int,
+        completion: Completion,
+        prefix: str = "",
     ) -> Completion:
         """Continue the sample after an appended `# Answer` marker (completions endpoint only:
         a chat endpoint cannot be asked to continue its own reply)."""
@@ -221,7 +239,7 @@ class OpenAICompatible:
             raise GeneratorError(
                 f"generator {self.name}: force_answer needs the completions endpoint"
             )
-        body = self._body(problem, params, 1, seed ^ 0x5A5A5A5A)
+        body = self._body(problem, params, 1, seed ^ 0x5A5A5A5A, prefix)
         body["prompt"] += completion.text.rstrip() + FORCED_ANSWER_PREFIX
         body["max_tokens"] = FORCED_ANSWER_TOKENS
         body["stop"] = ["\n"]
@@ -245,7 +263,17 @@ class OpenAICompatible:
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
             futures = [
-                (index, start, pool.submit(self._group, requests[index].problem, params, seeds))
+                (
+                    index,
+                    start,
+                    pool.submit(
+                        self._group,
+                        requests[index].problem,
+                        params,
+                        seeds,
+                        requests[index].prefix,
+                    ),
+                )
                 for index, start, seeds in groups
             ]
             for done, (index, start, future) in enumerate(futures, start=1):
