@@ -13,7 +13,12 @@ export class ApiError extends Error {
 
   /** A stale, expired or reassigned lease, or a cancelled task. */
   get leaseLost(): boolean {
-    return this.status === 409;
+    return this.status === 409 && !this.draftConflict;
+  }
+
+  /** Another tab or window saved a newer draft of this task. */
+  get draftConflict(): boolean {
+    return this.status === 409 && this.body?.code === "draft_conflict";
   }
 
   static describe(status: number, body: Record<string, unknown> | null): string {
@@ -82,11 +87,33 @@ export interface SubmitBody {
   reason: string;
   total_time_ms: number;
   steps: SubmitStep[];
+  /** Claim the next task in the same request (its answer's `next`). */
+  claim_next?: boolean;
 }
 
 export interface SubmitResult {
   labeling_id: number;
   finish_reason: FinishReason;
+  next?: { assignment: Assignment } | null;
+}
+
+export interface HistoryCompletion {
+  text: string;
+  rating: -1 | 0 | 1 | null;
+  flagged: boolean;
+}
+
+export interface HistoryItem {
+  id: number;
+  finished_at: string;
+  finish_reason: FinishReason;
+  reason: string;
+  total_time_ms: number | null;
+  problem: string;
+  reference_answer: string;
+  steps: (HistoryCompletion & { position: number; gold: -1 | 0 | 1 | null; alternatives: HistoryCompletion[] })[];
+  quality_control: boolean;
+  gold_agreement: number | null;
 }
 
 export interface MeSummary {
@@ -95,6 +122,7 @@ export interface MeSummary {
   tasks_today: number;
   mean_time_ms_today: number | null;
   recent: { finished_at: string; total_time_ms: number | null; finish_reason: string }[];
+  history: HistoryItem[];
 }
 
 export async function claim(): Promise<Assignment | null> {

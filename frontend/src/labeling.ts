@@ -25,6 +25,15 @@ export interface Assignment {
   problem: { text: string; reference_answer: string };
   steps: AssignmentStep[];
   draft: null | { state: unknown; active_ms: number; saved_at: string };
+  /** Where the labeler is in their day and in the round (the same for every kind of task). */
+  progress?: Progress;
+}
+
+export interface Progress {
+  done_today: number;
+  round: number;
+  left_in_round: number;
+  left_capped: boolean;
 }
 
 export interface Mark {
