@@ -85,13 +85,13 @@ def shared_problems(first: list[dict], second: list[dict]) -> int:
     return len(keys & {problem_text_key(r["problem"]) for r in second})
 
 
-def _score(scorer, records: list[dict], batch_tokens: int):
+def _score(scorer, records: list[dict], batch_tokens: int | None):
     return scorer.score(
         [(r["problem"], [str(s) for s in r["steps"]]) for r in records], batch_tokens=batch_tokens
     )
 
 
-def threshold_from(scorer, validation: list[dict], *, batch_tokens: int = 16384) -> dict:
+def threshold_from(scorer, validation: list[dict], *, batch_tokens: int | None = None) -> dict:
     """The goodness threshold with the best first-error F1 on `validation`, and that F1."""
     scores = _score(scorer, validation, batch_tokens)
     labels = [int(r["label"]) for r in validation]
@@ -101,7 +101,7 @@ def threshold_from(scorer, validation: list[dict], *, batch_tokens: int = 16384)
 
 
 def evaluate_processbench(
-    scorer, records: list[dict], *, threshold: float, batch_tokens: int = 16384
+    scorer, records: list[dict], *, threshold: float, batch_tokens: int | None = None
 ) -> dict:
     """First-error accuracies and F1 on every record, at a threshold fixed beforehand."""
     scores = _score(scorer, records, batch_tokens)
@@ -131,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     source.add_argument("--threshold", type=float, help="fixed goodness threshold")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=None,
+        help="tokens per forward (rows x longest row); default: the scorer's, 2048 on a CPU "
+        "(activations stay in cache) and 16384 on a GPU",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     from .model import is_checkpoint
@@ -156,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     scorer = RewardModelScorer.from_checkpoint(args.model, device=args.device)
     if validation is not None:
-        chosen = threshold_from(scorer, validation)
+        chosen = threshold_from(scorer, validation, batch_tokens=args.batch_tokens)
         source_info = {"threshold_source": args.threshold_from, **chosen}
         threshold = chosen["threshold"]
     else:
         source_info, threshold = {"threshold_source": "fixed"}, args.threshold
-    result = evaluate_processbench(scorer, records, threshold=threshold)
+    result = evaluate_processbench(
+        scorer, records, threshold=threshold, batch_tokens=args.batch_tokens
+    )
     json.dump(
         {"model": args.model, "data": args.data, **result, **source_info}, sys.stdout, indent=2
     )
