@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's files served from here, not a CDN (/api/docs/ works offline, under the CSP).
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "labeling",
     "active_learning",
@@ -47,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -161,6 +165,28 @@ SPECTACULAR_SETTINGS = {
         # Training and sampling runs share these states.
         "RunStateEnum": "training.models.TrainingRun.State",
     },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Content-Security-Policy (django-csp): scripts only from files this server serves, never inline
+# (the pages pass data in <script type="application/json">, which is not run); nothing from other
+# hosts. Inline styles stay allowed: KaTeX positions every glyph with a style attribute, and
+# Swagger UI's page has a <style> block.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
 
 # Celery: the default queue for web-side work, a dedicated `gpu` queue (concurrency 1) for
