@@ -351,7 +351,7 @@ def labeling_detail(*, labeling_id: int) -> dict[str, Any]:
         "finish_reason": labeling.finish_reason,
         "finish_reason_text": labeling.finish_reason_text,
         "total_time_ms": labeling.total_time_ms,
-        "timestamp": labeling.timestamp.isoformat(),
+        "timestamp": labeling.timestamp,
         "problem": {
             "id": problem.pk,
             "text": problem.text,
