@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -79,18 +79,31 @@ def round_list() -> list[Generation]:
 
 
 def round_counts(generation_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Per round: tasks by state, live leases, labelings, selected and wrong-answer shares."""
+    """Per round: where its tasks are, live leases, labelings, selected and wrong-answer shares.
+
+    Regular tasks are counted once each, in exactly one of ``queued`` (open, nobody holds it),
+    ``leased`` (open, at least one live lease), ``done``, ``paused`` and ``cancelled``, so those
+    add up to ``tasks`` and queued + leased never exceeds it. ``leases`` counts the leases
+    themselves (a task needing several labelings may have several). QC items are served to every
+    labeler and never finish: they are ``qc_items``, outside the task counts. ``waiting`` is
+    what the round still has to serve: queued plus paused (a paused round serves its paused
+    tasks once resumed). ``imported`` counts labelings imported into the round (a PRM800K
+    generation imported here has no tasks at all).
+    """
     from labeling.models import Assignment
 
     counts: dict[int, dict[str, Any]] = {
         gid: {
             "tasks": 0,
             "queued": 0,
+            "leased": 0,
             "paused": 0,
             "cancelled": 0,
             "done": 0,
-            "leased": 0,
+            "leases": 0,
+            "qc_items": 0,
             "labelings": 0,
+            "imported": 0,
             "found_error": 0,
             "selected": 0,
             "selected_wrong": 0,
@@ -99,33 +112,45 @@ def round_counts(generation_ids: list[int]) -> dict[int, dict[str, Any]]:
     }
     if not generation_ids:
         return counts
+    live = Assignment.objects.filter(task=OuterRef("pk"), state=Assignment.State.ACTIVE)
     tasks = (
         LabelingTask.objects.filter(generation_id__in=generation_ids)
-        .values("generation_id", "state")
+        .annotate(held=Exists(live))
+        .values("generation_id", "kind", "state", "held")
         .annotate(n=Count("id"))
     )
-    names = {"open": "queued", "paused": "paused", "cancelled": "cancelled", "done": "done"}
     for row in tasks:
         entry = counts[row["generation_id"]]
+        if row["kind"] != LabelingTask.Kind.REGULAR:
+            entry["qc_items"] += row["n"]
+            continue
         entry["tasks"] += row["n"]
-        entry[names.get(row["state"], row["state"])] = row["n"]
-    leased = (
+        if row["state"] == LabelingTask.State.OPEN:
+            entry["leased" if row["held"] else "queued"] += row["n"]
+        else:
+            entry[row["state"]] += row["n"]
+    leases = (
         Assignment.objects.filter(
             task__generation_id__in=generation_ids, state=Assignment.State.ACTIVE
         )
         .values("task__generation_id")
         .annotate(n=Count("id"))
     )
-    for row in leased:
-        counts[row["task__generation_id"]]["leased"] = row["n"]
+    for row in leases:
+        counts[row["task__generation_id"]]["leases"] = row["n"]
     labelings = (
         Labeling.objects.filter(generation_id__in=generation_ids)
         .values("generation_id")
-        .annotate(n=Count("id"), found=Count("id", filter=Q(finish_reason="found_error")))
+        .annotate(
+            n=Count("id"),
+            found=Count("id", filter=Q(finish_reason="found_error")),
+            imported=Count("id", filter=Q(source=Labeling.Source.IMPORT)),
+        )
     )
     for row in labelings:
         counts[row["generation_id"]]["labelings"] = row["n"]
         counts[row["generation_id"]]["found_error"] = row["found"]
+        counts[row["generation_id"]]["imported"] = row["imported"]
     selected = (
         Selection.objects.filter(generation_id__in=generation_ids)
         .values("generation_id")
@@ -141,7 +166,10 @@ def round_counts(generation_ids: list[int]) -> dict[int, dict[str, Any]]:
         entry["found_error_share"] = (
             entry["found_error"] / entry["labelings"] if entry["labelings"] else None
         )
-        entry["unfinished"] = entry["queued"] + entry["paused"]
+        entry["waiting"] = entry["queued"] + entry["paused"]
+        entry["unfinished"] = entry["waiting"]
+        # Labels that came from a file, not from tasks served here: no progress to show.
+        entry["is_import"] = entry["tasks"] == 0 and entry["imported"] > 0
     return counts
 
 

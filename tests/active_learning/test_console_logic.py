@@ -34,4 +34,4 @@ def test_console_logic_checks_pass(tmp_path):
     )
     result = subprocess.run([node, str(bundle)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "console: 26 checks passed" in result.stdout
+    assert "console: 34 checks passed" in result.stdout

@@ -9,6 +9,8 @@ import {
   launchBody,
   percent,
   progressText,
+  roundCountsText,
+  roundDoneShare,
   samplingCountsText,
   trainBody,
 } from "./format";
@@ -121,5 +123,29 @@ eq(
 );
 eq(samplingCountsText({}), "–", "a queued run has no counts yet");
 eq(samplingCountsText({ requested: 0, kept: 0 }), "–", "a run that has drawn nothing yet");
+
+// Round counts: queued + leased never exceed the tasks, paused tasks still count as queued in a
+// paused round, imports are named as such and get no progress bar.
+const counts = {
+  tasks: 10, queued: 3, leased: 2, done: 4, paused: 0, cancelled: 1, leases: 2, qc_items: 2,
+  waiting: 3, imported: 0, is_import: false, labelings: 4, found_error: 1, selected: 10,
+  selected_wrong: 5, wrong_answer_share: 0.5, found_error_share: 0.25, unfinished: 3,
+};
+const active = { state: "active", counts, progress: {} } as unknown as Round;
+eq(roundCountsText(active), "3 · 2 · 4 / 10 (1 withdrawn; +2 QC items)", "an active round's counts");
+eq(roundDoneShare(active), 0.4, "done share");
+const paused = { ...active, state: "paused", counts: { ...counts, queued: 1, paused: 3, cancelled: 0, qc_items: 0 } } as Round;
+eq(roundCountsText(paused), "4 · 2 · 4 / 10 (queued tasks wait for resume)", "a paused round still shows its queue");
+const cancelled = { ...active, state: "cancelled", counts: { ...counts, queued: 1, cancelled: 3, leases: 3, qc_items: 0 } } as Round;
+eq(
+  roundCountsText(cancelled),
+  "1 · 2 · 4 / 10 (3 withdrawn; 1 queued will not be served; 3 leases)",
+  "a cancelled round says what is left and what will not be served",
+);
+const imported = { ...active, state: "finished", counts: { ...counts, tasks: 0, queued: 0, leased: 0, done: 0, cancelled: 0, imported: 3, is_import: true } } as Round;
+eq(roundCountsText(imported), "imported: 3 labelings, no tasks", "an imported generation is named as one");
+eq(roundDoneShare(imported), null, "no progress bar for an import");
+eq(roundDoneShare({ ...active, counts: { ...counts, tasks: 0 } } as Round), null, "no bar without tasks");
+eq(roundDoneShare({ ...active, state: "launching", progress: { fraction: 0.3 } } as Round), 0.3, "launching: the pipeline's fraction");
 
 console.log(`console: ${passed} checks passed`);

@@ -40,6 +40,54 @@ export function progressText(round: Round): string {
   return round.state === "launching" ? [p.stage, p.message].filter(Boolean).join(": ") : (p.message ?? "");
 }
 
+/** The round's "queued · leased · done / tasks" cell, with what the state changes about it.
+ * Imported generations have no tasks: they say so instead of showing progress. A paused round
+ * still has its paused tasks to serve (on resume): they count as queued. */
+export function roundCountsText(round: Round): string {
+  const c = round.counts;
+  if (!c) {
+    return "–";
+  }
+  if (c.is_import) {
+    return `imported: ${c.imported} labeling${c.imported === 1 ? "" : "s"}, no tasks`;
+  }
+  const paused = round.state === "paused";
+  const queued = paused ? c.queued + c.paused : c.queued;
+  const notes: string[] = [];
+  if (paused && queued) {
+    notes.push("queued tasks wait for resume");
+  } else if (!paused && c.paused) {
+    notes.push(`${c.paused} paused`);
+  }
+  if (c.cancelled) {
+    notes.push(`${c.cancelled} withdrawn`);
+  }
+  if (round.state === "cancelled" && c.queued) {
+    notes.push(`${c.queued} queued will not be served`);
+  }
+  if (c.leases > c.leased) {
+    notes.push(`${c.leases} leases`);
+  }
+  if (c.qc_items) {
+    notes.push(`+${c.qc_items} QC item${c.qc_items === 1 ? "" : "s"}`);
+  }
+  const main = `${queued} · ${c.leased} · ${c.done} / ${c.tasks}`;
+  return notes.length ? `${main} (${notes.join("; ")})` : main;
+}
+
+/** The share of a round's tasks that are done, or null where a bar would mislead (imports,
+ * rounds without tasks, launching rounds use their pipeline's fraction instead). */
+export function roundDoneShare(round: Round): number | null {
+  const c = round.counts;
+  if (round.state === "launching") {
+    return round.progress?.fraction ?? 0;
+  }
+  if (!c || c.is_import || c.tasks === 0) {
+    return null;
+  }
+  return c.done / c.tasks;
+}
+
 /** The launch form's fields as the API's body; only the chosen strategy's parameters go. */
 export function launchBody(fields: Record<string, string>, retrain: boolean): LaunchBody {
   const num = (name: string): number | undefined =>

@@ -2,7 +2,16 @@
 import { call, ConsoleApiError, type FieldErrors } from "./api";
 import { confirmAction } from "./confirm";
 import { el, refreshSection } from "./dom";
-import { actionsFor, anyLaunching, launchBody, paramsSummary, percent, progressText } from "./format";
+import {
+  actionsFor,
+  anyLaunching,
+  launchBody,
+  paramsSummary,
+  percent,
+  progressText,
+  roundCountsText,
+  roundDoneShare,
+} from "./format";
 import type { Round } from "./types";
 
 const FAST_POLL_MS = 1500;
@@ -18,25 +27,27 @@ function row(doc: Document, round: Round, act: (round: Round, action: string) =>
     tr.append(td);
     return td;
   };
+  const imported = Boolean(c?.is_import);
+  tr.dataset.imported = String(imported);
   cell(String(round.number));
-  cell(round.state, `state state-${round.state}`);
+  cell(imported ? "imported" : round.state, `state state-${imported ? "imported" : round.state}`);
   cell(`${round.strategy}${round.strategy_params && Object.keys(round.strategy_params).length ? ` (${paramsSummary(round.strategy_params)})` : ""}`);
   cell(round.prm_version ? round.prm_version.name : "–");
 
   const progressCell = cell("");
-  const bar = el(doc, "progress");
-  bar.max = 1;
   // While launching: the launch pipeline's progress; afterwards: the share of tasks labeled.
-  bar.value =
-    round.state === "launching"
-      ? (round.progress?.fraction ?? 0)
-      : c && c.tasks > 0
-        ? c.done / c.tasks
-        : 1;
-  const note = el(doc, "span", progressText(round), "progress-text");
-  progressCell.append(bar, " ", note);
+  // Imported generations and rounds without tasks get no bar (a full one would claim work done).
+  const share = roundDoneShare(round);
+  if (share !== null) {
+    const bar = el(doc, "progress");
+    bar.max = 1;
+    bar.value = share;
+    progressCell.append(bar, " ");
+  }
+  const text = imported ? "labels imported from a file" : progressText(round) || (share === null ? "no tasks" : "");
+  progressCell.append(el(doc, "span", text, "progress-text"));
 
-  cell(c ? `${c.queued} · ${c.leased} · ${c.done} / ${c.tasks}` : "–", "counts");
+  cell(roundCountsText(round), "counts");
   cell(c ? String(c.labelings) : "–");
   cell(c ? percent(c.wrong_answer_share) : "–");
   cell(c ? percent(c.found_error_share) : "–");

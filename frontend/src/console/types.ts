@@ -1,5 +1,6 @@
 // Shapes of the rounds API (active_learning/apis.py).
 
+// Regular tasks: queued + leased + done + paused + cancelled = tasks (active_learning/selectors.py).
 export interface RoundCounts {
   tasks: number;
   queued: number;
@@ -7,6 +8,11 @@ export interface RoundCounts {
   cancelled: number;
   done: number;
   leased: number;
+  leases: number;
+  qc_items: number;
+  waiting: number;
+  imported: number;
+  is_import: boolean;
   labelings: number;
   found_error: number;
   selected: number;
