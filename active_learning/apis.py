@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from active_learning import selectors, services, strategies
-from active_learning.models import Generation
+from labeling.models import Generation
 from labeling.permissions import IsStepwiseAdmin
 
 

@@ -14,8 +14,8 @@ from django.db.models import Avg, Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from active_learning.models import Generation, Selection
-from labeling.models import LabeledCompletion, Labeling, LabelingTask, Solution
+from active_learning.models import Selection
+from labeling.models import Generation, LabeledCompletion, Labeling, LabelingTask, Solution
 from training.models import PRMVersion, TrainingRun
 
 

@@ -25,8 +25,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Max, OuterRef
 
 from active_learning import selection, strategies
-from active_learning.models import Generation, Selection
-from labeling.models import LabelingTask, Solution
+from active_learning.models import Selection
+from labeling.models import Generation, LabelingTask, Solution
 from training.models import PRMVersion, SolutionScore, TrainingRun
 
 logger = logging.getLogger(__name__)

@@ -56,8 +56,7 @@ def _seed(n_tasks: int) -> None:
 
     from django.contrib.auth import get_user_model
 
-    from active_learning.models import Generation
-    from labeling.models import Labeler, LabelingTask, Problem, Solution, Step
+    from labeling.models import Generation, Labeler, LabelingTask, Problem, Solution, Step
 
     user = get_user_model().objects.create_user(username="bench", password=PASSWORD)
     Labeler.objects.create(user=user, screening_status=Labeler.ScreeningStatus.PASSED)

@@ -64,8 +64,7 @@ def _seed(*, labelers: int, tasks: int, generation_number: int, prefix: str) -> 
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from active_learning.models import Generation
-    from labeling.models import Labeler, LabelingTask, Problem, Solution, Step
+    from labeling.models import Generation, Labeler, LabelingTask, Problem, Solution, Step
 
     User = get_user_model()
     users = User.objects.bulk_create(

@@ -34,6 +34,20 @@ class LabelerAdmin(admin.ModelAdmin):
         return [page, *super().get_urls()]
 
 
+@admin.register(models.Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = [
+        "number",
+        "strategy",
+        "state",
+        "prm_version",
+        "labelings_per_task",
+        "qc_rate",
+        "created_at",
+    ]
+    list_filter = ["state", "strategy"]
+
+
 @admin.register(models.Problem)
 class ProblemAdmin(admin.ModelAdmin):
     list_display = ["id", "source_id", "subject", "level", "reference_answer", "split"]

@@ -15,8 +15,7 @@ from typing import Any
 import krippendorff
 import numpy as np
 
-from active_learning.models import Generation
-from labeling.models import LabeledCompletion, Labeler
+from labeling.models import Generation, LabeledCompletion, Labeler
 from labeling.selectors import qc_agreement_by_labeler
 
 RATINGS = [-1, 0, 1]

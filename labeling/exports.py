@@ -23,8 +23,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from active_learning.models import Generation
 from labeling.models import (
+    Generation,
     LabeledCompletion,
     LabeledStep,
     Labeler,

@@ -18,9 +18,9 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from active_learning.models import Generation
 from labeling.models import (
     Assignment,
+    Generation,
     LabeledCompletion,
     LabeledStep,
     Labeler,

@@ -13,12 +13,11 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from active_learning.models import Generation
 from labeling.imports.common import ImportResult
 from labeling.imports.prm800k import import_prm800k
 from labeling.imports.problems import import_problems
 from labeling.imports.solutions import import_solutions
-from labeling.models import Labeler, LabelingTask, Solution
+from labeling.models import Generation, Labeler, LabelingTask, Solution
 
 DEFAULT_DEMO_PASSWORD = "stepwise-demo"
 ADMIN_USERNAME = "admin"

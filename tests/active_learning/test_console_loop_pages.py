@@ -37,8 +37,7 @@ def test_data_page_counts_the_pool_and_offers_the_three_imports():
 
 
 def test_pool_summary_leaves_out_labeled_and_queued_solutions():
-    from active_learning.models import Generation
-    from labeling.models import LabelingTask
+    from labeling.models import Generation, LabelingTask
 
     p = f.problem()
     queued, _free, cancelled = (f.solution(p, grade="wrong") for _ in range(3))

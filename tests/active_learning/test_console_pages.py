@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from active_learning import charts
-from active_learning.models import Generation
+from labeling.models import Generation
 from tests.active_learning import factories as f
 from training.models import TrainingRun
 

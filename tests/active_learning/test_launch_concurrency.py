@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 
 from active_learning import services
-from active_learning.models import Generation
 from config.celery import app
+from labeling.models import Generation
 from tests.active_learning import factories as f
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,8 +9,7 @@ import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from active_learning.models import Generation
-from labeling.models import Labeling, Problem
+from labeling.models import Generation, Labeling, Problem
 from tests.active_learning import factories as f
 from tests.active_learning.conftest import TINY_HYPERPARAMETERS
 from training import services as training

@@ -7,9 +7,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from active_learning import services, strategies
-from active_learning.models import Generation, Selection
+from active_learning.models import Selection
 from active_learning.strategies import Candidate
-from labeling.models import LabelingTask, Solution
+from labeling.models import Generation, LabelingTask, Solution
 from labeling.services import assignment_claim
 from tests.active_learning import factories as f
 

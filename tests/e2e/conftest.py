@@ -95,8 +95,7 @@ def make_task(
     priority: int = 0,
 ):
     """A generation-0 task over a new solution with `steps` (and alternatives per step index)."""
-    from active_learning.models import Generation
-    from labeling.models import LabelingTask, Problem, Solution, Step, StepAlternative
+    from labeling.models import Generation, LabelingTask, Problem, Solution, Step, StepAlternative
 
     generation, _ = Generation.objects.get_or_create(
         number=0, defaults={"state": Generation.State.ACTIVE}

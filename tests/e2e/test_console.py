@@ -55,7 +55,7 @@ def make_world(tmp_path):
 def test_launch_a_round_and_watch_it_on_the_dashboard(
     page, live_server, celery_worker_process, tmp_path
 ):
-    from active_learning.models import Generation
+    from labeling.models import Generation
 
     make_world(tmp_path)
     log_in(page, "ada", "/console/")

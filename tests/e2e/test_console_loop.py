@@ -157,9 +157,8 @@ def test_an_admin_runs_the_loop_from_the_console(
 ):
     from django.contrib.auth import get_user_model
 
-    from active_learning.models import Generation
     from active_learning.tasks import finish_rounds
-    from labeling.models import Labeler, Labeling, Problem, Solution
+    from labeling.models import Generation, Labeler, Labeling, Problem, Solution
     from training import services as training
     from training.models import PRMVersion
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from active_learning.models import Generation
 from labeling.models import (
+    Generation,
     LabeledCompletion,
     LabeledStep,
     Labeler,

@@ -12,8 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from active_learning.models import Generation
-from labeling.models import Labeler, Labeling, LabelingTask, Problem, Solution
+from labeling.models import Generation, Labeler, Labeling, LabelingTask, Problem, Solution
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from active_learning.models import Generation
 from labeling.imports import ImportLineError, import_prm800k
 from labeling.models import (
+    Generation,
     LabeledCompletion,
     LabeledStep,
     Labeler,

@@ -9,8 +9,15 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from active_learning.models import Generation
-from labeling.models import Labeler, LabelingTask, Problem, Solution, Step, StepAlternative
+from labeling.models import (
+    Generation,
+    Labeler,
+    LabelingTask,
+    Problem,
+    Solution,
+    Step,
+    StepAlternative,
+)
 
 PASSWORD = "a long test password 4711"
 _counter = itertools.count()

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
 
-from active_learning.models import Generation
 from labeling.models import (
+    Generation,
     LabeledCompletion,
     LabeledStep,
     Labeler,

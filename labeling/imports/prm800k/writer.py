@@ -19,8 +19,8 @@ from labeling.imports.common import (
 )
 from labeling.imports.prm800k.parse import ParsedLine
 from labeling.imports.prm800k.schema import Completion
-from active_learning.models import Generation
 from labeling.models import (
+    Generation,
     LabeledCompletion,
     LabeledStep,
     Labeler,
