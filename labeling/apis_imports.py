@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.imports import IMPORTERS, ImportLineError
+from labeling.imports.common import ImportFileEmpty
 from labeling.permissions import IsStepwiseAdmin
 
 # Overridable with settings.STEPWISE_IMPORT_API_MAX_BYTES.
@@ -26,7 +27,8 @@ class ImportCreateApi(APIView):
     parser_classes = [MultiPartParser]
 
     class ImportFileInputSerializer(serializers.Serializer):
-        file = serializers.FileField()
+        # An empty file reaches the importer, which refuses it as the commands do.
+        file = serializers.FileField(allow_empty_file=True)
 
     class ImportResultSerializer(serializers.Serializer):
         kind = serializers.CharField()
@@ -66,6 +68,8 @@ class ImportCreateApi(APIView):
         upload.seek(0)
         try:
             result = importer(upload.file)
+        except ImportFileEmpty as error:
+            return Response({"file": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         except ImportLineError as error:
             return Response(error.as_dict(), status=status.HTTP_400_BAD_REQUEST)
         return Response(

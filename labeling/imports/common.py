@@ -39,6 +39,24 @@ class ImportLineError(Exception):
         return {"line": self.line, "field": self.field, "detail": self.detail}
 
 
+class ImportFileEmpty(ImportLineError):
+    """The file holds no line to import (empty, or blank lines only): refused, like a bad line,
+    by the commands and the API alike."""
+
+    def __init__(self) -> None:
+        super().__init__(0, None, "the file is empty: there is no line to import")
+        self.args = (self.detail,)
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def require_lines(result: ImportResult) -> None:
+    """Refuse a file that had no line to import (call inside the import's transaction)."""
+    if result.lines == 0:
+        raise ImportFileEmpty()
+
+
 @dataclass
 class ImportResult:
     """What an import did: lines read, rows created and rows that already existed."""

@@ -18,11 +18,13 @@ from labeling.imports.common import (
     lock_imports,
     open_source,
     paused_gc,
+    require_lines,
     text_md5,
 )
 from labeling.models import Problem
 
-_LEVEL = re.compile(r"^Level (\d+|\?)$")
+_LEVEL = re.compile(r"^Level (\d{1,9}|\?)$")
+MAX_LEVEL = 32767  # a small integer column; MATH's levels are 1 to 5
 
 
 def import_problems(
@@ -42,7 +44,25 @@ def import_problems(
         for problems in batched(parsed, batch_size):
             result.lines += len(problems)
             _write(problems, result, seen_texts, seen_ids)
+        require_lines(result)
     return result
+
+
+def _level(read: LineReader, raw: Any) -> int | None:
+    """MATH's "Level N" (or N); "Level ?" and null are no level."""
+    if raw is None:
+        return None
+    if type(raw) is int:
+        level = raw
+    elif isinstance(raw, str) and (match := _LEVEL.match(raw)):
+        if match.group(1) == "?":
+            return None
+        level = int(match.group(1))
+    else:
+        raise read.fail("level", f'must be "Level N" or an integer, got {raw!r:.80}')
+    if not 0 <= level <= MAX_LEVEL:
+        raise read.fail("level", f"must be between 0 and {MAX_LEVEL}, got {level}")
+    return level
 
 
 def _parse(number: int, data: Any, split: str | None) -> tuple[int, Problem]:
@@ -57,16 +77,7 @@ def _parse(number: int, data: Any, split: str | None) -> tuple[int, Problem]:
     unique_id = read.string(record, "unique_id", "unique_id", optional=True, non_empty=True)
     if unique_id is not None and len(unique_id) > 255:
         raise read.fail("unique_id", "must be at most 255 characters")
-    level = None
-    if record.get("level") is not None:
-        raw_level = record["level"]
-        if type(raw_level) is int and raw_level >= 0:
-            level = raw_level
-        elif isinstance(raw_level, str) and _LEVEL.match(raw_level):
-            digits = _LEVEL.match(raw_level).group(1)
-            level = None if digits == "?" else int(digits)
-        else:
-            raise read.fail("level", f'must be "Level N" or an integer, got {raw_level!r}')
+    level = _level(read, record.get("level"))
     if split is None:
         split = unique_id.split("/", 1)[0] if unique_id and "/" in unique_id else ""
     problem = Problem(

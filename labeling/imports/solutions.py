@@ -18,6 +18,7 @@ carry no reference answer, so their grade comes from ``final_answer_correct``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from labeling.imports.common import (
     lock_imports,
     open_source,
     paused_gc,
+    require_lines,
     solution_fingerprint,
     text_md5,
 )
@@ -74,6 +76,7 @@ def import_solutions(
         for records in batched(parsed, batch_size):
             result.lines += len(records)
             _write(records, result, problems)
+        require_lines(result)
     return result
 
 
@@ -91,6 +94,9 @@ def _parse(number: int, data: Any) -> _Record:
     if "steps" in record:
         raw_steps = read.array(record, "steps", "steps")
         steps = [read.check_string(step, f"steps[{i}]") for i, step in enumerate(raw_steps)]
+        for index, step in enumerate(steps):
+            if not step.strip():
+                raise read.fail(f"steps[{index}]", "a step must not be blank")
         field = "steps"
     else:
         field = next((key for key in ("solution", "text") if key in record), None)
@@ -110,8 +116,10 @@ def _parse(number: int, data: Any) -> _Record:
     grade = None
     if record.get("grade") is not None:
         grade = record["grade"]
-        if grade not in GRADES:
-            raise read.fail("grade", f"must be one of correct, wrong, ungraded, got {grade!r}")
+        if not isinstance(grade, str) or grade not in GRADES:
+            raise read.fail(
+                "grade", f"must be one of correct, wrong, ungraded, got {json.dumps(grade):.80}"
+            )
     elif record.get("final_answer_correct") is not None:
         correct = read.boolean(record, "final_answer_correct", "final_answer_correct")
         grade = Solution.Grade.CORRECT if correct else Solution.Grade.WRONG

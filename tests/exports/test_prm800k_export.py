@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from labeling.exports import iter_prm800k_lines
+from labeling.imports.prm800k.schema import shape_problems
 from tests.exports import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +65,8 @@ def test_line_has_the_prm800k_shape_and_key_order():
     )
     # Python writes the same text for the parsed object: the separators match json.dumps.
     assert json.dumps(json.loads(line)) == line
+    # Every line written is a PRM800K line by the declared schema (types, bounds, key order).
+    assert all(shape_problems(text) == [] for text in iter_prm800k_lines())
 
 
 def test_whole_seconds_have_no_fraction_like_isoformat():

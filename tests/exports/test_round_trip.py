@@ -10,6 +10,7 @@ import pytest
 
 from labeling.exports import iter_prm800k_lines
 from labeling.imports import import_prm800k
+from labeling.imports.prm800k.schema import shape_problems
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,15 @@ def test_every_shared_line_round_trips(shared_data, tmp_path):
                 # One phase 2 sample line is also in the openr sample: imported once.
                 line = json.loads(text)
                 originals.setdefault(json.dumps(line, sort_keys=True), line)
-    exported = [json.loads(x) for x in iter_prm800k_lines()]
+    texts = list(iter_prm800k_lines())
+    # Byte for byte: the very lines that were read (each once).
+    read_texts = {
+        text for path in _sample_files(shared_data) for text in path.read_text().splitlines()
+    }
+    assert sorted(texts) == sorted(read_texts - {""})
+    # Each written line is a PRM800K line by the declared schema, keys in its order.
+    assert [shape_problems(text) for text in texts] == [[]] * len(texts)
+    exported = [json.loads(x) for x in texts]
     assert lines_read == 10
     assert len(exported) == len(originals) == 9
     for index, (out, original) in enumerate(zip(exported, originals.values(), strict=True)):
@@ -76,6 +85,23 @@ def test_key_order_check_can_fail():
         _same_with_key_order({"a": 1, "b": 2}, {"b": 2, "a": 1})
     with pytest.raises(AssertionError, match="float vs int"):
         _same_with_key_order({"a": 1.0}, {"a": 1})
+
+
+def test_the_schema_check_can_fail(prm800k_sample_line):
+    line = json.loads(prm800k_sample_line)
+    assert shape_problems(prm800k_sample_line) == []
+    reordered = {"timestamp": line["timestamp"], **line}
+    assert shape_problems(json.dumps(reordered)) == [f"$: keys {list(reordered)}"]
+    line["label"]["steps"][0]["completions"][0]["rating"] = 2
+    assert shape_problems(json.dumps(line)) == [
+        "label.steps[0].completions[0].rating: must be -1, 0, 1 or null, got 2"
+    ]
+
+
+@pytest.fixture
+def prm800k_sample_line(shared_data) -> str:
+    with (shared_data / "prm800k_sample_openr.jsonl").open(encoding="utf-8") as handle:
+        return handle.readline().rstrip("\n")
 
 
 def test_stepwise_records_of_the_shared_lines_are_well_formed(shared_data):

@@ -34,6 +34,7 @@ from labeling.imports.common import (
     lock_imports,
     open_source,
     paused_gc,
+    require_lines,
 )
 from labeling.imports.prm800k.parse import ParsedLine, parse_line
 from labeling.imports.prm800k.schema import FINISH_REASONS, PRM800KLine
@@ -66,4 +67,5 @@ def import_prm800k(path: Source, *, progress: bool = False, batch_size: int = 20
         for parsed in batched(lines, batch_size):
             result.lines += len(parsed)
             writer.write(parsed)
+        require_lines(result)
     return result
