@@ -21,7 +21,8 @@ DEFAULT_MAX_BYTES = 64 * 2**20
 
 class ImportCreateApi(APIView):
     """Runs the import in the request (one transaction) and answers with its counts, or 400
-    with the first bad line: ``{"line": 7, "field": "label.steps[2]...", "detail": "..."}``."""
+    with the first bad line: ``{"line": 7, "field": "label.steps[2]...", "detail": "..."}``;
+    an empty file is refused as the commands refuse it: ``{"file": ["the file is empty: ..."]}``."""
 
     permission_classes = [IsStepwiseAdmin]
     parser_classes = [MultiPartParser]
