@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "labeling",
     "active_learning",
     "training",
+    # Failed sign-ins and lockouts (config/login.py); listed last, as its documentation asks.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -51,6 +53,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
+    # Last: turns a lockout found during authentication into the 429 answer.
+    "axes.middleware.AxesMiddleware",
+]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out client before any password is checked.
+    "config.login.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -138,7 +147,8 @@ REST_FRAMEWORK = {
         "user": env("STEPWISE_THROTTLE_USER", default="1200/min"),
         "login": env("STEPWISE_THROTTLE_LOGIN", default="10/min"),
     },
-    # Client address for throttling: REMOTE_ADDR unless this many proxies add X-Forwarded-For.
+    # Client address for throttling and the sign-in lockout: REMOTE_ADDR unless this many trusted
+    # proxies add X-Forwarded-For (config/login.py `client_ip`).
     "NUM_PROXIES": env.int("STEPWISE_NUM_PROXIES", default=0),
 }
 
@@ -146,13 +156,25 @@ REST_FRAMEWORK = {
 # are admitted after screening at this share of steps agreeing with gold.
 STEPWISE_LEASE_SECONDS = env.int("STEPWISE_LEASE_SECONDS", default=300)
 STEPWISE_SCREENING_THRESHOLD = env.float("STEPWISE_SCREENING_THRESHOLD", default=0.75)
-# Browser login: at most this many failed attempts per username (and more per client address,
-# which many people may share) within the window, then the form answers 429 until it passes.
+# Sign-in lockout (config/login.py): at most this many failed attempts per username (and more per
+# client address, which many people may share) within the window, then every way to sign in
+# answers 429 until it passes.
 STEPWISE_LOGIN_MAX_FAILURES = env.int("STEPWISE_LOGIN_MAX_FAILURES", default=10)
 STEPWISE_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int(
     "STEPWISE_LOGIN_MAX_FAILURES_PER_ADDRESS", default=50
 )
 STEPWISE_LOGIN_WINDOW_SECONDS = env.int("STEPWISE_LOGIN_WINDOW_SECONDS", default=300)
+# django-axes applies that policy to the form, the admin login and POST /api/labeling/token/.
+AXES_HANDLER = "config.login.LoginLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = "config.login.failure_limit"
+AXES_COOLOFF_TIME = "config.login.cool_off"
+AXES_CLIENT_IP_CALLABLE = "config.login.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.login.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# A locked-out client's further tries do not extend the window.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False
 SPECTACULAR_SETTINGS = {
     "TITLE": "stepwise API",
     "DESCRIPTION": "Process supervision: labeling, PRM training and active-learning rounds.",

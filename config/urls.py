@@ -4,12 +4,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import health
-from labeling.login import RateLimitedLoginView, login_rate_limited
 
 urlpatterns = [
-    path("admin/login/", login_rate_limited(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
+    # Failed sign-ins are limited by django-axes in authenticate() (config/login.py).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

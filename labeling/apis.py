@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from config.login import LOCKED_OUT_MESSAGE
 from labeling import agreement, selectors, services
 from labeling.models import Labeler, LabelingTask
 from labeling.permissions import IsLabeler, IsStepwiseAdmin
@@ -36,6 +39,10 @@ class LabelingApi(APIView):
             return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
         if isinstance(exc, services.NotYourAssignment):
             return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        if isinstance(exc, services.DraftConflict):
+            return Response(
+                {"detail": str(exc), "code": "draft_conflict"}, status=status.HTTP_409_CONFLICT
+            )
         if isinstance(exc, services.LeaseLost):
             return Response(
                 {"detail": str(exc), "code": "lease_lost"}, status=status.HTTP_409_CONFLICT
@@ -68,12 +75,20 @@ class DraftOutput(serializers.Serializer):
     saved_at = serializers.DateTimeField()
 
 
+class ProgressOutput(serializers.Serializer):
+    done_today = serializers.IntegerField()
+    round = serializers.IntegerField()
+    left_in_round = serializers.IntegerField()
+    left_capped = serializers.BooleanField()
+
+
 class AssignmentOutput(serializers.Serializer):
     id = serializers.IntegerField()
     lease_expires_at = serializers.DateTimeField()
     problem = ProblemOutput()
     steps = StepOutput(many=True)
     draft = DraftOutput(allow_null=True)
+    progress = ProgressOutput()
 
 
 class ClaimOutput(serializers.Serializer):
@@ -102,17 +117,24 @@ class SubmitInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
     total_time_ms = serializers.IntegerField(min_value=0)
     steps = StepRatingInput(many=True)
+    claim_next = serializers.BooleanField(required=False, default=False)
 
 
 class EndEarlyInput(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True, max_length=10000)
     total_time_ms = serializers.IntegerField(min_value=0)
     steps = StepRatingInput(many=True, required=False, default=list)
+    claim_next = serializers.BooleanField(required=False, default=False)
 
 
 class SubmitOutput(serializers.Serializer):
     labeling_id = serializers.IntegerField()
     finish_reason = serializers.CharField()
+    next = ClaimOutput(
+        required=False,
+        allow_null=True,
+        help_text="With claim_next: the next task, claimed in the same request (null: no work).",
+    )
 
 
 class DraftInput(serializers.Serializer):
@@ -136,12 +158,42 @@ class RecentOutput(serializers.Serializer):
     finish_reason = serializers.CharField()
 
 
+class HistoryCompletionOutput(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True)
+    rating = serializers.IntegerField(allow_null=True)
+    flagged = serializers.BooleanField()
+
+
+class HistoryStepOutput(HistoryCompletionOutput):
+    position = serializers.IntegerField()
+    gold = serializers.IntegerField(
+        allow_null=True, help_text="Only for QC items of a closed round."
+    )
+    alternatives = HistoryCompletionOutput(many=True)
+
+
+class HistoryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    finished_at = serializers.DateTimeField()
+    finish_reason = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    total_time_ms = serializers.IntegerField(allow_null=True)
+    problem = serializers.CharField()
+    reference_answer = serializers.CharField(allow_blank=True)
+    steps = HistoryStepOutput(many=True)
+    quality_control = serializers.BooleanField(
+        help_text="True only once the item's round is closed (live QC items look like any task)."
+    )
+    gold_agreement = serializers.FloatField(allow_null=True)
+
+
 class MeOutput(serializers.Serializer):
     username = serializers.CharField()
     screening_status = serializers.ChoiceField(choices=Labeler.ScreeningStatus.choices)
     tasks_today = serializers.IntegerField()
     mean_time_ms_today = serializers.IntegerField(allow_null=True)
     recent = RecentOutput(many=True)
+    history = HistoryOutput(many=True)
 
 
 LEASE_LOST = OpenApiResponse(
@@ -171,6 +223,15 @@ class ClaimApi(LabelingApi):
         assignment = services.assignment_claim(labeler=self.labeler)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        if services.is_phase1(assignment):
+            return Response(
+                {
+                    "detail": "You have an interactive (phase 1) task open: finish it at "
+                    "/label/interactive/.",
+                    "code": "other_mode_open",
+                },
+                status=status.HTTP_423_LOCKED,
+            )
         payload = selectors.assignment_payload(assignment=assignment)
         return Response(ClaimOutput({"assignment": payload}).data)
 
@@ -214,8 +275,23 @@ def _finish(view: LabelingApi, *, assignment_id: int, data: dict) -> Response:
         total_time_ms=data["total_time_ms"],
         steps=data["steps"],
     )
-    body = SubmitOutput({"labeling_id": labeling.pk, "finish_reason": labeling.finish_reason}).data
-    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    body = {"labeling_id": labeling.pk, "finish_reason": labeling.finish_reason}
+    if data.get("claim_next"):
+        # The next claim rides on the submit, so the workspace waits one round trip between
+        # tasks, not two. Its own transaction: the labeling above is stored whatever happens
+        # here, and a claim that loses a race leaves "next" out (the page then claims itself).
+        try:
+            assignment = services.assignment_claim(labeler=view.labeler)
+        except services.LeaseLost:
+            assignment = False
+        if assignment is None:
+            body["next"] = None
+        elif assignment:
+            body["next"] = {"assignment": selectors.assignment_payload(assignment=assignment)}
+    data = dict(SubmitOutput(body).data)
+    if "next" not in body:
+        data.pop("next", None)  # not asked for, or the claim lost a race: the page claims itself
+    return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class AssignmentSubmitApi(LabelingApi):
@@ -259,14 +335,39 @@ class AssignmentReportBadProblemApi(AssignmentEndEarlyApi):
 class MeApi(LabelingApi):
     @extend_schema(responses=MeOutput)
     def get(self, request):
-        return Response(MeOutput(selectors.labeler_summary(labeler=self.labeler)).data)
+        summary = selectors.labeler_summary(labeler=self.labeler)
+        summary["history"] = selectors.labeler_history(labeler=self.labeler)
+        return Response(MeOutput(summary).data)
 
 
 class TokenApi(ObtainAuthToken):
-    """Username and password for an API token (scripts); throttled like a login form."""
+    """Username and password for an API token (scripts), under the same lockout as the login
+    form (config/login.py): a locked-out client gets 429 even with the right password."""
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("TokenOutput", {"token": serializers.CharField()}),
+            400: OpenApiResponse(description="wrong username or password"),
+            429: OpenApiResponse(description="too many failed attempts: locked out for a while"),
+        }
+    )
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        valid = serializer.is_valid()
+        # Set by django-axes inside authenticate(): refused, or this failure reached the limit.
+        if getattr(request, "axes_locked_out", False):
+            return Response(
+                {"detail": LOCKED_OUT_MESSAGE},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(settings.STEPWISE_LOGIN_WINDOW_SECONDS)},
+            )
+        if not valid:
+            raise serializers.ValidationError(serializer.errors)
+        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})
 
 
 # ---------------------------------------------------------------- admin endpoints
