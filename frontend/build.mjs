@@ -4,7 +4,7 @@ import { cpSync, mkdirSync } from "node:fs";
 
 mkdirSync("dist", { recursive: true });
 await build({
-  entryPoints: ["src/main.ts", "src/console.ts", "src/console/review.ts"],
+  entryPoints: ["src/main.ts", "src/console.ts", "src/interactive.ts", "src/console/review.ts"],
   bundle: true,
   minify: true,
   sourcemap: true,

@@ -34,6 +34,9 @@ from labeling.models import (
     Step,
 )
 
+# Strategy of phase-1 rounds (labeling.services.PHASE1_STRATEGY; not imported: services imports
+# more than an export needs).
+PHASE1_STRATEGY = "phase1"
 # Rows fetched from the server-side cursor per round trip.
 DEFAULT_BATCH_SIZE = 500
 _cursor_numbers = itertools.count()
@@ -192,7 +195,10 @@ def _prm800k_line_sql() -> str:
         _lit(', "timestamp": '),
         timestamp,
         _lit(', "generation": '),
-        _json_scalar("g.number"),
+        # PRM800K's phase-1 lines carry no generation: a phase-1 round's labelings neither
+        # (the round is still a filter: ``generation=N`` selects them).
+        f"CASE WHEN g.strategy = {_lit(PHASE1_STRATEGY)} THEN 'null' "
+        f"ELSE {_json_scalar('g.number')} END",
         _lit(', "is_quality_control_question": '),
         "l.is_quality_control::text",
         _lit(', "is_initial_screening_question": '),

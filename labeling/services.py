@@ -34,6 +34,9 @@ from labeling.models import (
 LIVE_STATES = (Assignment.State.ACTIVE, Assignment.State.SUBMITTED)
 FINISH_REASONS = {choice.value for choice in Labeling.FinishReason}
 SCREENING_GENERATION_NUMBER = -1
+# The strategy of a phase-1 (interactive) round: its tasks are problems, not solutions, and are
+# claimed only from the interactive page (labeling/phase1/). Same leases, same invariants.
+PHASE1_STRATEGY = "phase1"
 
 
 class LabelingError(Exception):
@@ -94,7 +97,7 @@ def _shared_item(labeler: Labeler, tasks) -> LabelingTask | None:
 
 
 def _lock_regular_candidate(
-    labeler: Labeler, now: datetime, skip: list[int]
+    labeler: Labeler, now: datetime, skip: list[int], *, phase1: bool = False
 ) -> LabelingTask | None:
     """Lock the first regular task with a free slot, skipping rows other claimers hold.
 
@@ -106,12 +109,14 @@ def _lock_regular_candidate(
         | Q(state=Assignment.State.ACTIVE, lease_expires_at__gt=now)
     )
     held = live.order_by().values("task").annotate(n=Count("*")).values("n")
-    generations = (
-        Generation.objects.filter(state=Generation.State.ACTIVE)
-        .exclude(number=SCREENING_GENERATION_NUMBER)
-        .order_by("number")
-        .values_list("id", flat=True)
+    generations = Generation.objects.filter(state=Generation.State.ACTIVE).exclude(
+        number=SCREENING_GENERATION_NUMBER
     )
+    if phase1:
+        generations = generations.filter(strategy=PHASE1_STRATEGY)
+    else:
+        generations = generations.exclude(strategy=PHASE1_STRATEGY)
+    generations = generations.order_by("number").values_list("id", flat=True)
     for generation_id in generations:
         tasks = LabelingTask.objects.filter(
             generation_id=generation_id,
@@ -180,17 +185,23 @@ def _open_assignment(
     )
 
 
-def _claim_regular_or_qc(labeler: Labeler, now: datetime) -> Assignment | None:
+def _claim_regular_or_qc(labeler: Labeler, now: datetime, *, phase1: bool) -> Assignment | None:
     qc_items = LabelingTask.objects.filter(
         state=LabelingTask.State.OPEN,
         kind=LabelingTask.Kind.QUALITY_CONTROL,
         generation__state=Generation.State.ACTIVE,
-    )
+    ).exclude(generation__strategy=PHASE1_STRATEGY)
     skip: list[int] = []
     for _attempt in range(20):  # bounded: each miss excludes one task
-        task = _lock_regular_candidate(labeler, now, skip)
+        task = _lock_regular_candidate(labeler, now, skip, phase1=phase1)
         if task is None:
             break
+        if phase1:
+            slot, has_draft = _free_slot(task, labeler, now)
+            if slot is not None:
+                return _open_assignment(labeler, task, slot=slot, may_have_draft=has_draft)
+            skip.append(task.pk)
+            continue
         if task.generation.qc_rate > 0 and random.random() < task.generation.qc_rate:
             qc_task = _shared_item(labeler, qc_items.filter(generation=task.generation))
             if qc_task is not None:
@@ -199,12 +210,14 @@ def _claim_regular_or_qc(labeler: Labeler, now: datetime) -> Assignment | None:
         if slot is not None:
             return _open_assignment(labeler, task, slot=slot, may_have_draft=has_draft)
         skip.append(task.pk)  # filled by a claim that committed after our snapshot
+    if phase1:
+        return None
     # No regular work left: QC items still go to every labeler.
     qc_task = _shared_item(labeler, qc_items)
     return _open_assignment(labeler, qc_task, slot=None) if qc_task else None
 
 
-def _claim_once(labeler: Labeler) -> Assignment | None:
+def _claim_once(labeler: Labeler, *, phase1: bool = False) -> Assignment | None:
     now = timezone.now()
     own = _lock_own_assignment(labeler)
     if own is not None and _task_cancelled(own.task):
@@ -221,17 +234,28 @@ def _claim_once(labeler: Labeler) -> Assignment | None:
         labeler = Labeler.objects.get(pk=labeler.pk)  # may have just been screened
     if labeler.screening_status == Labeler.ScreeningStatus.FAILED:
         return None
+    if phase1 and labeler.screening_status != Labeler.ScreeningStatus.PASSED:
+        return None  # screening is served by the phase-2 workspace only
     if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
         screening = _shared_item(labeler, screening_items())
         if screening is not None:
             return _open_assignment(labeler, screening, slot=None)
         _screening_evaluate_if_complete(labeler)
         return None  # nothing else before screening is passed
-    return _claim_regular_or_qc(labeler, now)
+    return _claim_regular_or_qc(labeler, now, phase1=phase1)
 
 
-def assignment_claim(*, labeler: Labeler) -> Assignment | None:
+def is_phase1(assignment: Assignment) -> bool:
+    """Is this a lease on a phase-1 (interactive) round's task?"""
+    return assignment.task.generation.strategy == PHASE1_STRATEGY
+
+
+def assignment_claim(*, labeler: Labeler, phase1: bool = False) -> Assignment | None:
     """Lease the next task to ``labeler`` (or return their open lease); None when no work.
+
+    ``phase1`` picks from phase-1 rounds instead of the others. A labeler's own open lease comes
+    back whichever kind it is (one open lease per labeler holds across both): callers check
+    ``is_phase1`` and send the labeler to the right page.
 
     One short transaction: candidate rows are locked with FOR UPDATE SKIP LOCKED, so concurrent
     claimers never wait on each other. A constraint violation (e.g. the same labeler claiming
@@ -240,7 +264,7 @@ def assignment_claim(*, labeler: Labeler) -> Assignment | None:
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                return _claim_once(labeler)
+                return _claim_once(labeler, phase1=phase1)
         except IntegrityError:
             continue
     raise LeaseLost("could not claim a task, please retry")
@@ -504,6 +528,10 @@ def assignment_submit(
     if assignment.state == Assignment.State.SUBMITTED:
         return assignment.labeling, False
     _ensure_lease_live(assignment, now)
+    if is_phase1(assignment):
+        raise LabelingInvalid(
+            {"assignment": ["a phase-1 task is finished from the interactive page"]}
+        )
     step_texts, alternatives = _solution_content(assignment.task.solution_id)
     valid_steps = _validate_steps(
         finish_reason=finish_reason,

@@ -32,6 +32,11 @@ def workspace(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def interactive(request: HttpRequest) -> HttpResponse:
+    return render(request, "labeling/interactive.html")
+
+
+@login_required
 def me(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/me.html")
 
@@ -39,5 +44,6 @@ def me(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("", home, name="home"),
     path("label/", workspace, name="label"),
+    path("label/interactive/", interactive, name="label-interactive"),
     path("me/", me, name="me"),
 ]
