@@ -232,15 +232,6 @@ class ClaimApi(LabelingApi):
                 },
                 status=status.HTTP_423_LOCKED,
             )
-        if services.is_phase1(assignment):
-            return Response(
-                {
-                    "detail": "You have an interactive (phase 1) task open: finish it at "
-                    "/label/interactive/.",
-                    "code": "other_mode_open",
-                },
-                status=status.HTTP_423_LOCKED,
-            )
         payload = selectors.assignment_payload(assignment=assignment)
         return Response(ClaimOutput({"assignment": payload}).data)
 
