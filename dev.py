@@ -8,6 +8,7 @@
     python3 dev.py setup   install only (virtualenv, Python packages, frontend build, and the
                            default backbone SmolLM2 converted into var/models)
     python3 dev.py lint    ruff check + ruff format --check
+    python3 dev.py lock    re-resolve requirements*.lock (hashes) after changing pyproject.toml
 
 Extra arguments after `test` go to pytest, e.g. `python3 dev.py test tests/labeling -x`.
 """
@@ -28,6 +29,10 @@ VENV = ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 FRONTEND = ROOT / "frontend"
 VAR = ROOT / "var"
+LOCK = ROOT / "requirements-dev.lock"
+RUNTIME_LOCK = ROOT / "requirements.lock"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+UV_VERSION = "0.13.9"
 
 
 def log(message: str) -> None:
@@ -54,13 +59,83 @@ def ensure_python_packages() -> None:
         log("creating virtualenv .venv")
         run([sys.executable, "-m", "venv", str(VENV)])
     stamp = VENV / ".stepwise-installed"
-    wanted = digest(ROOT / "pyproject.toml")
+    wanted = digest(ROOT / "pyproject.toml", LOCK)
     if stamp.exists() and stamp.read_text() == wanted:
         return
-    log("installing Python packages (first run takes a few minutes)")
-    run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"])
+    log("installing Python packages from requirements-dev.lock (first run takes a few minutes)")
+    pip = [str(VENV_PYTHON), "-m", "pip", "install", "--quiet"]
+    index = torch_cpu_index()
+    if index is not None:
+        # Every package, dependencies included, at the version and hash the lock names.
+        run([*pip, *index, "--require-hashes", "-r", str(LOCK)])
+    else:
+        # The CPU build of torch is out of reach (PyPI only has the CUDA build): everything else
+        # still comes hash-checked from the lock, torch at the locked version from PyPI.
+        log("PyTorch's CPU wheels are out of reach: torch comes from PyPI (CUDA build, larger)")
+        without_torch = VAR / "requirements-dev-no-torch.lock"
+        without_torch.parent.mkdir(parents=True, exist_ok=True)
+        without_torch.write_text(drop_locked_package(LOCK.read_text(), "torch"))
+        run([*pip, "--require-hashes", "-r", str(without_torch)])
+        run(
+            [*pip, "--no-deps", f"torch=={locked_version(LOCK.read_text(), 'torch').split('+')[0]}"]
+        )
+    run([*pip, "--no-deps", "-e", str(ROOT)])
     stamp.write_text(wanted)
+
+
+def torch_cpu_index() -> list[str] | None:
+    """How pip reaches the locked CPU torch: a local wheel directory, PyTorch's CPU index, or not."""
+    import urllib.request
+
+    version = locked_version(LOCK.read_text(), "torch")
+    for folder in os.environ.get("PIP_FIND_LINKS", "").split():
+        if list(Path(folder).glob(f"torch-{version}-*.whl")):
+            return []
+    try:
+        urllib.request.urlopen(TORCH_CPU_INDEX, timeout=3).close()
+    except OSError:
+        return None
+    return ["--extra-index-url", TORCH_CPU_INDEX]
+
+
+def locked_version(lock: str, package: str) -> str:
+    for line in lock.splitlines():
+        if line.startswith(f"{package}=="):
+            return line.split("==", 1)[1].split()[0]
+    raise SystemExit(f"{package} is not in {LOCK.name}; run python3 dev.py lock")
+
+
+def drop_locked_package(lock: str, package: str) -> str:
+    """The lock without one package's entry (its line, hash lines and `# via` comments)."""
+    kept, skipping = [], False
+    for line in lock.splitlines():
+        if line and not line.startswith((" ", "#")):
+            skipping = line.startswith(f"{package}==")
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def cmd_lock() -> int:
+    """Re-resolve requirements.lock and requirements-dev.lock (pinned uv, in var/lock-tools).
+
+    The runtime lock (the Docker image) takes torch from PyPI, the CUDA build a GPU worker needs;
+    the dev lock takes the CPU build from a local wheel directory or PyTorch's CPU index.
+    """
+    tools = VAR / "lock-tools"
+    if not (tools / "bin" / "uv").exists():
+        run([sys.executable, "-m", "venv", str(tools)])
+        run([str(tools / "bin" / "pip"), "install", "--quiet", f"uv=={UV_VERSION}"])
+    cpu = [f"--find-links={d}" for d in os.environ.get("PIP_FIND_LINKS", "").split() if d]
+    if not cpu:
+        cpu = [f"--extra-index-url={TORCH_CPU_INDEX}", "--index-strategy=unsafe-best-match"]
+    rc = 0
+    for output, extra in ((RUNTIME_LOCK, []), (LOCK, ["--extra", "dev", *cpu])):
+        cmd = [str(tools / "bin" / "uv"), "pip", "compile", "pyproject.toml", *extra]
+        cmd += ["--generate-hashes", "--python-version", "3.11", "--quiet"]
+        cmd += ["--python-platform", "x86_64-manylinux_2_28", "--no-header", "-o", str(output)]
+        rc |= subprocess.call(cmd, cwd=ROOT)
+    return rc
 
 
 def ensure_frontend() -> None:
@@ -252,6 +327,8 @@ def cmd_test(pytest_args: list[str]) -> int:
 
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "help"
+    if command == "lock":
+        return cmd_lock()
     if command not in {"up", "test", "setup", "lint"}:
         print(__doc__)
         return 0 if command in {"help", "-h", "--help"} else 2
