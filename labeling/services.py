@@ -578,27 +578,44 @@ def screening_items():
     )
 
 
-def step_agreement(pairs: list[tuple[int, int]]) -> float | None:
-    """Share of (rating, gold) pairs that are equal; None when nothing was compared."""
+def step_agreement(pairs: list[tuple[int | None, int]]) -> float | None:
+    """Share of (rating, gold) pairs that are equal; None when nothing was compared. A step left
+    unrated (rating None) counts as a disagreement."""
     if not pairs:
         return None
     return sum(1 for rating, gold in pairs if rating == gold) / len(pairs)
 
 
-def gold_pairs(labelings) -> list[tuple[int, int]]:
-    """(labeler's rating, gold rating) for every step both rated, over the given labelings.
+def gold_pairs(labelings) -> list[tuple[int | None, int]]:
+    """(labeler's rating or None, gold rating) for every gold step asked of the labeler, over the
+    given labelings.
 
-    Only the steps the labeler actually rated count: in phase 2 they stop at the first -1,
-    so steps past it have no rating to compare.
+    Asked are the gold steps up to and including the gold's first -1: the instructions have a
+    labeler rate the solution up to its first error, as phase 2 does. Such a step left unrated
+    (say, by giving up after rating one step) pairs with None, a disagreement; otherwise rating
+    one step and giving up would agree perfectly. Steps past the gold's first error count only
+    where the labeler rated them too.
     """
-    rows = LabeledCompletion.objects.filter(
-        labeled_step__labeling__in=labelings, position=0, rating__isnull=False
-    ).values_list("labeled_step__position", "rating", "labeled_step__labeling__task__gold_ratings")
-    return [
-        (rating, gold[position])
-        for position, rating, gold in rows
-        if gold is not None and position < len(gold) and gold[position] is not None
-    ]
+    golds = dict(
+        Labeling.objects.filter(
+            pk__in=labelings.values("pk"), task__gold_ratings__isnull=False
+        ).values_list("pk", "task__gold_ratings")
+    )
+    rated: dict[int, dict[int, int]] = {labeling_id: {} for labeling_id in golds}
+    for labeling_id, position, rating in LabeledCompletion.objects.filter(
+        labeled_step__labeling_id__in=list(golds), position=0, rating__isnull=False
+    ).values_list("labeled_step__labeling_id", "labeled_step__position", "rating"):
+        rated[labeling_id][position] = rating
+    pairs: list[tuple[int | None, int]] = []
+    for labeling_id, gold in golds.items():
+        own = rated[labeling_id]
+        first_error = next((i for i, g in enumerate(gold) if g == -1), len(gold) - 1)
+        for position, gold_rating in enumerate(gold):
+            if gold_rating is None:
+                continue
+            if position <= first_error or position in own:
+                pairs.append((own.get(position), gold_rating))
+    return pairs
 
 
 def _screening_evaluate_if_complete(labeler: Labeler) -> None:

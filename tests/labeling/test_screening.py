@@ -125,4 +125,33 @@ def test_qc_agreement_per_labeler_selector():
     label(sloppy, [1, -1], "found_error")
     rows = {row["labeler_id"]: row for row in qc_agreement_by_labeler()}
     assert rows[good.pk]["agreement"] == 1.0 and rows[good.pk]["steps_compared"] == 3
-    assert rows[sloppy.pk]["agreement"] == 0.5 and rows[sloppy.pk]["qc_items"] == 1
+    # Step 2 is asked (gold's first error) and was left unrated after the early -1: 1 of 3.
+    assert rows[sloppy.pk]["agreement"] == pytest.approx(1 / 3)
+    assert rows[sloppy.pk]["steps_compared"] == 3 and rows[sloppy.pk]["qc_items"] == 1
+
+
+# ---------------------------------------------------------------- steps left unrated
+
+
+def test_giving_up_after_rating_one_step_does_not_pass_screening(screening_set):
+    """Each screening item answered with a give-up that rates step 0 as +1 (which agrees with
+    gold): the gold steps up to the first error that were left unrated count against it."""
+    labeler = make_labeler(screening="pending")
+    label(labeler, [1], "give_up")  # gold [1, 1, 0, 1]: 1 of 4 asked steps agrees
+    label(labeler, [1], "give_up")  # gold [1, -1, 1, 1]: 1 of 2 (up to the first error)
+    labeler.refresh_from_db()
+    assert labeler.screening_status == "failed"
+    assert labeler.screening_agreement == pytest.approx(2 / 6)
+
+
+def test_unrated_gold_steps_count_as_disagreement_for_qc():
+    from labeling.selectors import qc_agreement_by_labeler
+
+    qc = make_task(kind="qc", gold=[1, 1, 1, -1], steps=4)
+    qc.generation.qc_rate = 1.0
+    qc.generation.save()
+    quitter = make_labeler()
+    label(quitter, [1], "give_up")
+    (row,) = [r for r in qc_agreement_by_labeler() if r["labeler_id"] == quitter.pk]
+    assert row["steps_compared"] == 4
+    assert row["agreement"] == pytest.approx(1 / 4)
