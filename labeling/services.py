@@ -30,6 +30,7 @@ from labeling.models import (
     Step,
     StepAlternative,
 )
+from labeling.step_text import offered_alternatives
 
 LIVE_STATES = (Assignment.State.ACTIVE, Assignment.State.SUBMITTED)
 FINISH_REASONS = {choice.value for choice in Labeling.FinishReason}
@@ -53,6 +54,10 @@ class NotYourAssignment(LabelingError):
 
 class LeaseLost(LabelingError):
     """The lease expired, was swept and maybe reassigned, or its task was cancelled."""
+
+
+class DraftConflict(LabelingError):
+    """Another tab or window saved a newer draft of the same assignment."""
 
 
 class LabelingInvalid(LabelingError):
@@ -80,10 +85,15 @@ def _lock_own_assignment(labeler: Labeler) -> Assignment | None:
 
 
 def _not_done_by(labeler: Labeler, tasks):
-    """Tasks whose solution this labeler has neither labeled nor holds."""
+    """Tasks whose solution this labeler has neither labeled nor holds.
+
+    Solutions with a blank step are never served: a labeler cannot rate an empty row. Imports
+    refuse them; this keeps rows stored before that check out of the queue.
+    """
     held = Assignment.objects.filter(task=OuterRef("pk"), labeler=labeler, state__in=LIVE_STATES)
     labeled = Labeling.objects.filter(labeler=labeler, solution=OuterRef("solution_id"))
-    return tasks.filter(~Exists(held), ~Exists(labeled))
+    blank = Step.objects.filter(solution_id=OuterRef("solution_id"), text__regex=r"^\s*$")
+    return tasks.filter(~Exists(held), ~Exists(labeled), ~Exists(blank))
 
 
 def _shared_item(labeler: Labeler, tasks) -> LabelingTask | None:
@@ -315,6 +325,25 @@ def assignment_heartbeat(*, assignment_id: int, labeler: Labeler) -> Assignment:
     return assignment
 
 
+def _ensure_draft_not_older(stored: Any, incoming: Any) -> None:
+    """Refuse a draft from one tab that would overwrite a newer one saved by another tab.
+
+    The workspace numbers its changes (``rev``, carried over on restore) and names its tab
+    (``tab``). A save from the same tab always passes (a retried request included); a save from
+    another tab passes only with a higher ``rev`` than the stored one, i.e. after it has seen it.
+    """
+    if not (isinstance(stored, dict) and isinstance(incoming, dict)):
+        return
+    stored_tab, incoming_tab = stored.get("tab"), incoming.get("tab")
+    stored_rev, incoming_rev = stored.get("rev"), incoming.get("rev")
+    if not (isinstance(stored_rev, int) and isinstance(incoming_rev, int)):
+        return
+    if stored_tab and incoming_tab and stored_tab != incoming_tab and incoming_rev <= stored_rev:
+        raise DraftConflict(
+            "this task was changed in another tab or window; reload to continue with its ratings"
+        )
+
+
 @transaction.atomic
 def assignment_save_draft(
     *, assignment_id: int, labeler: Labeler, state: Any, active_ms: int
@@ -322,6 +351,7 @@ def assignment_save_draft(
     now = timezone.now()
     assignment = _lock_own_assignment_by_id(assignment_id=assignment_id, labeler=labeler)
     _ensure_lease_live(assignment, now)
+    _ensure_draft_not_older(assignment.draft_state, state)
     assignment.draft_state = state
     assignment.draft_active_ms = active_ms
     assignment.draft_saved_at = now
@@ -495,11 +525,18 @@ def _solution_content(solution_id: int) -> tuple[list[str], dict[int, dict[int, 
         .order_by("position")
         .values_list("text", flat=True)
     )
-    alternatives: dict[int, dict[int, str]] = {}
+    stored: dict[int, dict[int, str]] = {}
     for step_position, position, text in StepAlternative.objects.filter(
         step__solution_id=solution_id
     ).values_list("step__position", "position", "text"):
-        alternatives.setdefault(step_position, {})[position] = text
+        stored.setdefault(step_position, {})[position] = text
+    # Only what the workspace offers must (and may) be rated: no blank or repeated alternative.
+    alternatives: dict[int, dict[int, str]] = {}
+    for step_position, alts in stored.items():
+        if step_position < len(step_texts):
+            keep = offered_alternatives(step_texts[step_position], alts.items())
+            if keep:
+                alternatives[step_position] = {p: alts[p] for p in keep}
     return step_texts, alternatives
 
 

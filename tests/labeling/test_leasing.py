@@ -32,7 +32,7 @@ def test_claim_returns_the_contract_payload_and_204_when_empty():
     response = client.post("/api/labeling/claim/")
     assert response.status_code == 200
     body = response.json()["assignment"]
-    assert set(body) == {"id", "lease_expires_at", "problem", "steps", "draft"}
+    assert set(body) == {"id", "lease_expires_at", "problem", "steps", "draft", "progress"}
     assert body["problem"] == {
         "text": task.solution.problem.text,
         "reference_answer": "2",
@@ -301,8 +301,8 @@ def test_withdraw_pause_and_resume():
 
 
 # Token, labeler, own lease, generations, candidate task, its slots, insert, payload (3),
-# plus the transaction's savepoint pair.
-CLAIM_QUERIES = 12
+# progress (done today, left in the round: 2), plus the transaction's savepoint pair.
+CLAIM_QUERIES = 14
 
 
 def test_claim_cost_does_not_grow_with_the_queue(django_assert_max_num_queries):
