@@ -193,9 +193,9 @@ function renderTex(tex: string, display: boolean): HTMLElement {
       throwOnError: false,
       trust: false,
       strict: "ignore",
-      // Hostile or runaway TeX: sizes (\rule, \kern, \hspace) are capped at 20 em, and macro
+      // Hostile or runaway TeX: sizes (\rule, \kern, \hspace) are capped at 10 em, and macro
       // expansion at 200 steps, so one step cannot blow up the page or hang the tab.
-      maxSize: 20,
+      maxSize: 10,
       maxExpand: 200,
     });
   } catch {

@@ -86,7 +86,7 @@ export class Workspace {
 
   constructor(root: HTMLElement, username: string) {
     this.store = new LocalStore(`stepwise:${username}:`);
-    this.outbox = new Outbox(this.store);
+    this.outbox = new Outbox(this.store, new URLSearchParams(window.location.search).get("claim_next") !== "0");
     this.tabs = new TabWatch(`stepwise:${username}`, () => this.sameTaskElsewhere());
     this.view = new WorkspaceView(root, {
       rate: (focus, rating) => this.apply((a, s) => rate(a, focusOn(a, s, focus), rating), true),

@@ -28,7 +28,12 @@ export type NextTask = Assignment | null | undefined;
 const sleep = (ms: number) => new Promise((resolve) => window.setTimeout(resolve, ms));
 
 export class Outbox {
-  constructor(private readonly store: LocalStore) {}
+  /** `claimNext` false: the submit alone, then a claim of its own (two round trips, the path
+   * before claim_next; kept reachable as /label/?claim_next=0 for benchmarks/bench_workspace.py). */
+  constructor(
+    private readonly store: LocalStore,
+    private readonly claimNext = true,
+  ) {}
 
   push(entry: OutboxEntry): void {
     const entries = this.store.get<OutboxEntry[]>("outbox") ?? [];
@@ -45,7 +50,7 @@ export class Outbox {
       if (!entry) {
         return next;
       }
-      const body = { ...entry.body, claim_next: entries.length === 1 };
+      const body = { ...entry.body, claim_next: this.claimNext && entries.length === 1 };
       let delay = 1_000;
       let keepDraft = false;
       next = undefined;

@@ -334,7 +334,7 @@ export class WorkspaceView {
   }
 
   setTimer(ms: number): void {
-    this.timer.textContent = `⏱ ${formatClock(ms)}`;
+    this.timer.textContent = `Time ${formatClock(ms)}`;
   }
 
   setStatus(text: string, kind = ""): void {
@@ -364,6 +364,8 @@ export class WorkspaceView {
   openHelp(): void {
     if (!this.helpDialog.open && !this.reasonDialog.open) {
       this.helpDialog.showModal();
+      // showModal focuses the Close button at the bottom; the guidelines are read from the top.
+      this.helpDialog.scrollTop = 0;
     }
   }
 
