@@ -448,3 +448,23 @@ def test_concurrent_claims_keep_the_leasing_invariants(generator):
     assert set(LabelingTask.objects.values_list("state", flat=True)) == {"done"}
     per_labeler = Counter(Labeling.objects.values_list("labeler_id", "task_id"))
     assert max(per_labeler.values()) == 1
+
+
+def test_create_phase1_round_command(generator):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from labeling.models import Generation
+
+    ids = [Problem.objects.create(text=f"Problem {i}", reference_answer="1").pk for i in range(3)]
+    with pytest.raises(CommandError, match="generator"):
+        call_command("create_phase1_round", "--limit", "2", "--generator", "nope")
+    call_command(
+        "create_phase1_round", "--problem-ids", f"{ids[0]},{ids[2]}", "--generator", "scripted",
+        "--k", "5", "--labelings", "2",
+    )  # fmt: skip
+    generation = Generation.objects.get(strategy="phase1")
+    assert generation.strategy_params["k"] == 5 and generation.labelings_per_task == 2
+    tasks = LabelingTask.objects.filter(generation=generation)
+    assert sorted(t.solution.problem_id for t in tasks) == [ids[0], ids[2]]
+    assert {t.labelings_required for t in tasks} == {2}
