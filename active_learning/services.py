@@ -26,8 +26,11 @@ from django.db.models import Exists, Max, OuterRef
 
 from active_learning import selection, strategies
 from active_learning.models import Selection
-from labeling.models import Generation, LabelingTask, Solution
+from labeling.models import Assignment, Generation, LabelingTask, Solution
+from labeling.services import tasks_resume, tasks_withdraw
+from training import services as training
 from training.models import PRMVersion, SolutionScore, TrainingRun
+from training.selectors import active_prm_version
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +86,6 @@ def round_launch(
     version from the active one's base model and hyperparameters). Raises ``RoundError`` with
     field messages for bad input and ``RoundConflict`` while another round is launching.
     """
-    from training.selectors import active_prm_version
-
     errors: dict[str, list[str]] = {}
     params = dict(strategy_params or {})
     if strategy not in strategies.STRATEGIES:
@@ -208,8 +209,6 @@ def round_fail(*, generation_id: int, error: str) -> None:
 
 def _retrain(generation: Generation, report: Callable) -> PRMVersion:
     """Train (or finish training) this round's own PRM version; returns it once usable."""
-    from training import services as training
-
     name = f"round-{generation.number}-prm"
     version = PRMVersion.objects.filter(name=name).first()
     if version is None:
@@ -259,8 +258,6 @@ def round_prepare_scores(*, generation_id: int) -> bool:
 
     Returns False when there is nothing to do (the round left ``launching`` or was scored).
     """
-    from training import services as training
-
     generation = Generation.objects.get(id=generation_id)
     if generation.state != Generation.State.LAUNCHING or generation.progress.get("scored"):
         return False
@@ -390,8 +387,6 @@ def _locked(generation_id: int) -> Generation:
 @transaction.atomic
 def round_pause(*, generation_id: int) -> Generation:
     """Take the round's unclaimed tasks out of the queue; leased work may still be submitted."""
-    from labeling.services import tasks_withdraw
-
     generation = _locked(generation_id)
     if generation.state != Generation.State.ACTIVE:
         raise RoundConflict(
@@ -406,7 +401,6 @@ def round_pause(*, generation_id: int) -> Generation:
 
 @transaction.atomic
 def round_resume(*, generation_id: int) -> Generation:
-    from labeling.services import tasks_resume
 
     generation = _locked(generation_id)
     if generation.state != Generation.State.PAUSED:
@@ -422,8 +416,6 @@ def round_resume(*, generation_id: int) -> Generation:
 @transaction.atomic
 def round_cancel(*, generation_id: int) -> Generation:
     """End the round: its unclaimed tasks (queued or paused) leave the queue for good."""
-    from labeling.services import tasks_resume, tasks_withdraw
-
     generation = _locked(generation_id)
     if generation.state not in (
         Generation.State.LAUNCHING,
@@ -448,8 +440,6 @@ def rounds_finish_complete() -> int:
     """Mark active rounds whose regular tasks are all labeled (none queued, paused or leased)
     as finished; returns how many. QC items stay open for every labeler, so they do not count.
     """
-    from labeling.models import Assignment
-
     unfinished = LabelingTask.objects.filter(
         generation=OuterRef("pk"),
         kind=LabelingTask.Kind.REGULAR,
