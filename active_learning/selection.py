@@ -20,6 +20,8 @@ from django.db import connection, transaction
 
 from active_learning import strategies
 from active_learning.strategies import Pick, StrategyError
+from labeling.models import Labeling, LabelingTask, Solution
+from training.models import SolutionScore
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,6 @@ def candidate_pool(*, prm_version_id: int | None) -> PoolQuery:
     paused or done; withdrawn tasks are ``cancelled`` and free their solution again). With a PRM
     version only solutions it scored are candidates; without one the score is NULL.
     """
-    from labeling.models import Labeling, LabelingTask, Solution
-    from training.models import SolutionScore
-
     solution = Solution._meta.db_table
     labeling = Labeling._meta.db_table
     task = LabelingTask._meta.db_table

@@ -10,13 +10,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Avg, Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from active_learning.models import Selection
-from labeling.models import Generation, LabeledCompletion, Labeling, LabelingTask, Solution
+from active_learning.selection import candidate_pool
+from labeling.models import (
+    Assignment,
+    Generation,
+    LabeledCompletion,
+    Labeling,
+    LabelingTask,
+    Problem,
+    Solution,
+)
+from labeling.selectors import qc_agreement_by_labeler
 from training.models import PRMVersion, TrainingRun
+from training.services import heldout_size
 
 
 @dataclass(frozen=True)
@@ -90,8 +102,6 @@ def round_counts(generation_ids: list[int]) -> dict[int, dict[str, Any]]:
     tasks once resumed). ``imported`` counts labelings imported into the round (a PRM800K
     generation imported here has no tasks at all).
     """
-    from labeling.models import Assignment
-
     counts: dict[int, dict[str, Any]] = {
         gid: {
             "tasks": 0,
@@ -202,8 +212,6 @@ def label_distribution() -> dict[str, dict[str, int]]:
 
 def labeler_quality() -> list[dict[str, Any]]:
     """Per labeler: QC agreement with gold (from labeling.selectors) and throughput."""
-    from labeling.selectors import qc_agreement_by_labeler
-
     qc = {row["labeler_id"]: row for row in qc_agreement_by_labeler()}
     rows = (
         Labeling.objects.filter(source=Labeling.Source.WORKSPACE)
@@ -268,8 +276,6 @@ def _n_range(ns: list[int | None], unit: str) -> str:
 def prm_dashboard() -> dict[str, Any]:
     """Versions (with each metric's n, held-out size and training data), recent training runs,
     and each plotted metric across generations."""
-    from training.services import heldout_size
-
     versions = list(PRMVersion.objects.order_by("created_at", "id"))
     runs = list(
         TrainingRun.objects.select_related("prm_version").order_by("-created_at", "-id")[:20]
@@ -314,8 +320,6 @@ def prm_dashboard() -> dict[str, Any]:
 
 def problem_splits() -> list[dict[str, Any]]:
     """Problems per split ("" for none), for the generation form's choices."""
-    from labeling.models import Problem
-
     rows = Problem.objects.values("split").annotate(n=Count("id")).order_by("split")
     return [{"split": row["split"], "problems": row["n"]} for row in rows]
 
@@ -327,11 +331,6 @@ def labelings_total() -> int:
 def pool_summary() -> dict[str, Any]:
     """What the console's data page shows: problems, solutions by grade and origin, how many a
     round could still select (``selection.candidate_pool`` without a PRM), and labelings."""
-    from django.db import connection
-
-    from active_learning.selection import candidate_pool
-    from labeling.models import Problem
-
     grades = dict(Solution.objects.values_list("grade").annotate(n=Count("id")).order_by())
     origins = (
         Solution.objects.values("source", "generator")

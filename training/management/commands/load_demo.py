@@ -1,4 +1,8 @@
-"""``manage.py load_demo``: the demo world (data, accounts, a round with tasks). Idempotent."""
+"""``manage.py load_demo``: the demo world (data, accounts, a round with tasks). Idempotent.
+
+It lives in training because it also registers the default backbone and queues the demo loop;
+labeling itself imports no other app.
+"""
 
 from pathlib import Path
 
