@@ -53,10 +53,10 @@ def review_page(request: HttpRequest) -> HttpResponse:
         tab = "reasons"
     review_filter, errors = _filter(request.GET)
     page_number = request.GET.get("page")
+    # Disagreements group every rated step: counted on their own tab only (its pager does).
     counts = {
         "reasons": review.labelings_with_reasons(review_filter).count(),
         "flagged": review.flagged_steps(review_filter).count(),
-        "disagreements": review.disagreement_keys(review_filter).count(),
     }
     context: dict = {
         "tabs": [{"key": k, "label": label, "count": counts.get(k)} for k, label in TABS],
@@ -77,6 +77,8 @@ def review_page(request: HttpRequest) -> HttpResponse:
     elif tab == "disagreements":
         page = Paginator(review.disagreement_keys(review_filter), PAGE_SIZE).get_page(page_number)
         context["page"] = page
+        dict_tab = {t["key"]: t for t in context["tabs"]}
+        dict_tab["disagreements"]["count"] = page.paginator.count
         context["disagreements"] = review.disagreement_rows(list(page), review_filter)
         context["alpha_by_round"] = review.alpha_by_round()
     elif tab == "labelings":

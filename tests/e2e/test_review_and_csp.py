@@ -134,6 +134,8 @@ def test_every_page_runs_under_the_csp_without_violations(page, live_server):
     page.keyboard.press("1")  # the workspace's scripts run: rating a step works
     expect(page.locator("#step-0 button.rate-great")).to_have_attribute("aria-pressed", "true")
     visit("/me/", "#app")
+    visit("/label/interactive/", "#app")
+    visit("/console/", "main")  # a labeler on an admin page: the friendly refusal
     page.context.clear_cookies()
 
     log_in(page, "ada", "/console/")
