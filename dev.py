@@ -7,10 +7,12 @@
     python3 dev.py test    install everything and run every test (lint included)
     python3 dev.py setup   install only (virtualenv, Python packages, frontend build, and the
                            default backbone SmolLM2 converted into var/models)
-    python3 dev.py lint    ruff check + ruff format --check
+    python3 dev.py lint    ruff check + ruff format --check + lint-imports (app boundaries)
     python3 dev.py lock    re-resolve requirements*.lock (hashes) after changing pyproject.toml
 
-Extra arguments after `test` go to pytest, e.g. `python3 dev.py test tests/labeling -x`.
+Extra arguments after `test` go to pytest, e.g. `python3 dev.py test tests/labeling -x`;
+`python3 dev.py test --fast` is the developer's tier (no browsers, worker processes or slow tests),
+`--parallel N` spreads the tests over N pytest-xdist workers.
 """
 
 from __future__ import annotations
@@ -292,9 +294,11 @@ def cmd_up() -> int:
 
 
 def cmd_lint() -> int:
+    """ruff (lint and format) and the app boundaries ([tool.importlinter])."""
     bin_dir = Path(sys.executable).parent
     rc = subprocess.call([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)
     rc |= subprocess.call([str(bin_dir / "ruff"), "format", "--check", "."], cwd=ROOT)
+    rc |= subprocess.call([str(bin_dir / "lint-imports")], cwd=ROOT)
     return rc
 
 
@@ -312,15 +316,35 @@ def ensure_chromium() -> None:
         log("warning: chromium not found; browser tests will fail (apt-get install chromium)")
 
 
-def cmd_test(pytest_args: list[str]) -> int:
-    ensure_chromium()
+# The fast tier leaves out what starts processes or browsers or trains for long; CI runs all.
+FAST_TIER = "not slow and not browser and not celery_worker"
+
+
+def cmd_test(args: list[str]) -> int:
+    """`test [--fast] [--parallel N] [pytest args]`: lint, then the tests.
+
+    --fast        the developer's tier (`-m "not slow and not browser and not celery_worker"`)
+    --parallel N  spread the tests over N pytest-xdist workers, each on its own test database
+                  and Redis database (default: $STEPWISE_TEST_WORKERS, else 1 = one process)
+    """
+    fast = "--fast" in args
+    args = [a for a in args if a != "--fast"]
+    workers = os.environ.get("STEPWISE_TEST_WORKERS", "1")
+    if "--parallel" in args:
+        at = args.index("--parallel")
+        workers = args[at + 1]
+        del args[at : at + 2]
+    pytest_args = ["-m", FAST_TIER] if fast else []
+    if int(workers) > 1:
+        pytest_args += ["-n", workers, "--dist", "loadfile"]
+    if not fast:
+        ensure_chromium()
     services = start_services()
     try:
         if cmd_lint() != 0:
-            log("lint failed (ruff check / ruff format --check)")
+            log("lint failed")
             return 1
-        rc = subprocess.call([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT)
-        return rc
+        return subprocess.call([sys.executable, "-m", "pytest", *pytest_args, *args], cwd=ROOT)
     finally:
         services.stop()
 

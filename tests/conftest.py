@@ -21,7 +21,13 @@ SHARED_DATA = Path(os.environ.get("STEPWISE_DATA_DIR", ROOT.parent / "shared" / 
 
 
 def _test_redis_db() -> str:
-    return os.environ.get("STEPWISE_TEST_REDIS_DB", "15")
+    """This session's Redis database; each pytest-xdist worker (gw0, gw1, ...) takes its own,
+    counting down from the base, as pytest-django gives each its own test database."""
+    base = int(os.environ.get("STEPWISE_TEST_REDIS_DB", "15"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        return str((base - 1 - int(worker[2:])) % 16)
+    return str(base)
 
 
 def _broker_for_tests(url: str) -> str:
@@ -126,3 +132,21 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
             proc.kill()
             proc.wait()
         log_file.close()
+
+
+# Tiers: `dev.py test --fast` deselects these markers; they follow from what a test uses, so a new
+# test that drives a browser, a worker process or the llama.cpp server is tiered without a marker.
+_MARK_BY_FIXTURE = {
+    "browser": "browser",
+    "page": "browser",
+    "celery_worker_process": "celery_worker",
+    "llama_server": "slow",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _MARK_BY_FIXTURE.items():
+            if fixture in used and item.get_closest_marker(marker) is None:
+                item.add_marker(getattr(pytest.mark, marker))
