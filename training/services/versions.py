@@ -39,6 +39,13 @@ TRAIN_KEYS = (
 )
 
 
+def _is_dir(path: str) -> bool:
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
 def _version_errors(
     name: str, kind: str, base_model: str, hyperparameters: dict, heldout_fraction: float
 ) -> dict[str, list[str]]:
@@ -49,7 +56,7 @@ def _version_errors(
         errors["name"] = [f"A version named {name!r} exists already."]
     if kind not in PRMVersion.Kind.values:
         errors["kind"] = [f"Kind must be one of {', '.join(PRMVersion.Kind.values)}."]
-    if not base_model or not Path(base_model).is_dir():
+    if not base_model or not _is_dir(base_model):
         errors["base_model"] = [
             f"{base_model!r} is not a local model directory (nor a registered base model)."
         ]
