@@ -173,3 +173,32 @@ def test_api_docs_are_served_from_here(client):
     html = client.get("/api/docs/").content.decode()
     assert "cdn" not in html.lower() and "<script>" not in html
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+
+
+def test_rounds_table_numbers_do_not_mislead(page):
+    """An imported generation reads as an import (no progress bar); a paused round still shows
+    its queue; queued + leased + done add up to the tasks."""
+    from active_learning.services import round_pause
+    from labeling.models import Generation, LabelingTask
+    from labeling.services import assignment_claim
+    from tests.exports import factories as f
+
+    imported = Generation.objects.create(number=6, state="finished")
+    line = f.labeling(by=f.labeler("prm800k-x"), of=f.solution(["a"]), steps=[], timestamp=T0)
+    line.generation, line.source = imported, "import"
+    line.save()
+    paused = Generation.objects.create(number=7, state="active")
+    for i in range(4):
+        LabelingTask.objects.create(solution=f.solution([f"step {i}"]), generation=paused)
+    assert assignment_claim(labeler=make_labeler("lou")) is not None
+    round_pause(generation_id=paused.pk)
+    _admin()
+    log_in(page, "ada", "/console/")
+    row = page.locator("tr[data-round='6']")
+    expect(row.locator(".counts")).to_have_text("imported: 1 labeling, no tasks")
+    expect(row.locator(".state")).to_have_text("imported")
+    expect(row.locator("progress")).to_have_count(0)
+    row = page.locator("tr[data-round='7']")
+    expect(row.locator(".counts")).to_have_text("3 · 1 · 0 / 4 (queued tasks wait for resume)")
+    expect(row.locator("progress")).to_have_count(1)
+    snap(page, "rounds-numbers")
