@@ -16,16 +16,18 @@ repeated task does nothing twice. See ``docs/round-selection.md``.
 from __future__ import annotations
 
 import logging
-import time
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Max, OuterRef
+from django.utils import timezone
 
 from active_learning import selection, strategies
 from active_learning.models import Selection
+from config.jobs import KeepAlive, Throttle, holder_alive, worker_identity
 from labeling.models import Assignment, Generation, LabelingTask, Solution
 from labeling.services import tasks_resume, tasks_withdraw
 from training import services as training
@@ -165,24 +167,60 @@ def _start_pipeline(generation_id: int, needs_scores: bool) -> None:
 # --------------------------------------------------------------------------- progress
 
 
+def _holder() -> dict[str, str]:
+    """Who works on the round's pipeline step, and when it last said so (``config.jobs``)."""
+    return {"worker": worker_identity(), "heartbeat_at": timezone.now().isoformat()}
+
+
 def _set_progress(generation_id: int, **fields: Any) -> None:
-    """Merge ``fields`` into the round's progress (its own short transaction)."""
+    """Merge ``fields`` into the round's progress (its own short transaction); each write is
+    also a heartbeat of the step."""
     with transaction.atomic():
         generation = Generation.objects.select_for_update().get(id=generation_id)
-        generation.progress = {**generation.progress, **fields}
+        generation.progress = {**generation.progress, **fields, **_holder()}
         generation.save(update_fields=["progress"])
+
+
+def round_beat(*, generation_id: int) -> bool:
+    """One heartbeat of the pipeline step working on a launching round; False once it left
+    ``launching`` (nothing is written then)."""
+    with transaction.atomic():
+        generation = (
+            Generation.objects.select_for_update()
+            .filter(id=generation_id, state=Generation.State.LAUNCHING)
+            .first()
+        )
+        if generation is None:
+            return False
+        generation.progress = {**generation.progress, **_holder()}
+        generation.save(update_fields=["progress"])
+        return True
+
+
+def round_keep_alive(generation_id: int) -> KeepAlive:
+    """The heartbeat thread of a pipeline step (beats every STEPWISE_JOB_HEARTBEAT_SECONDS)."""
+    return KeepAlive(lambda: round_beat(generation_id=generation_id), name=f"round {generation_id}")
+
+
+def round_pipeline_alive(generation: Generation, *, now: datetime | None = None) -> bool:
+    """Is a worker still at this launching round's pipeline step? Same rule as for runs
+    (``config.jobs.holder_alive``): same host, its process lives; any host, its heartbeat is
+    younger than STEPWISE_TRAINING_STALE_SECONDS. Judge a round locked (``select_for_update``):
+    the selection step holds that lock for its whole transaction and cannot beat meanwhile."""
+    progress = generation.progress or {}
+    worker, beat = progress.get("worker"), progress.get("heartbeat_at")
+    if not worker or not beat:
+        return False
+    return holder_alive(worker, datetime.fromisoformat(beat), now=now)
 
 
 def _throttled(generation_id: int, stage: str, start: float, span: float) -> Callable:
     """A progress callback mapping a step's 0..1 onto [start, start + span] of the round."""
-    last = 0.0
+    throttle = Throttle(_PROGRESS_EVERY_S)
 
     def report(fraction: float, message: str = "") -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last < _PROGRESS_EVERY_S and fraction < 1.0:
+        if not throttle.due(final=fraction >= 1.0):
             return
-        last = now
         _set_progress(
             generation_id,
             stage=stage,

@@ -39,9 +39,12 @@ def _fail(generation_id: int, exc: BaseException) -> None:
 
 
 def _run_pipeline_step(task, service, generation_id: int):
-    """Run one launch step: transient errors retry with back-off, anything else fails the round."""
+    """Run one launch step under a heartbeat (``progress.worker`` / ``progress.heartbeat_at``, the
+    shared job runner's, so a sweep can tell a dead step from a slow one): transient errors retry
+    with back-off, anything else fails the round."""
     try:
-        return service(generation_id=generation_id)
+        with services.round_keep_alive(generation_id):
+            return service(generation_id=generation_id)
     except _TRANSIENT as exc:
         if task.request.retries < task.max_retries:
             raise task.retry(exc=exc, countdown=5 * (task.request.retries + 1)) from exc
