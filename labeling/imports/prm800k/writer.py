@@ -18,7 +18,7 @@ from labeling.imports.common import (
     text_md5,
 )
 from labeling.imports.prm800k.parse import ParsedLine
-from labeling.imports.prm800k.schema import Completion
+from labeling.imports.prm800k.schema import Completion, LabelStep
 from labeling.models import (
     Generation,
     LabeledCompletion,
@@ -213,19 +213,9 @@ class Writer:
                         wanted.append((solution_id, position, step.completions[1:]))
         if not wanted:
             return
-        existing_solutions = {sid for sid, _, _ in wanted if sid not in new_step_ids}
-        existing_steps: dict[tuple[int, int], int] = {}
-        has_alternatives: set[int] = set()
-        if existing_solutions:
-            for solution_id, position, step_id in Step.objects.filter(
-                solution_id__in=existing_solutions
-            ).values_list("solution_id", "position", "id"):
-                existing_steps[(solution_id, position)] = step_id
-            has_alternatives = set(
-                StepAlternative.objects.filter(step__solution_id__in=existing_solutions)
-                .values_list("step_id", flat=True)
-                .distinct()
-            )
+        existing_steps, has_alternatives = _stored_steps(
+            {sid for sid, _, _ in wanted if sid not in new_step_ids}
+        )
         rows = []
         for solution_id, position, alternatives in wanted:
             if solution_id in new_step_ids:
@@ -248,13 +238,45 @@ class Writer:
         self.result.count("created", "alternatives", len(rows))
 
     def _write_labelings(self, lines: list[ParsedLine], solution_ids: dict[str, int]) -> None:
-        triples = {}
+        self._refuse_duplicates(lines, solution_ids)
+        labeling_ids = allocate_ids(Labeling, len(lines))
+        labeled_step_ids = iter(allocate_ids(LabeledStep, sum(len(ln.steps) for ln in lines)))
+        labeling_rows, step_rows, completion_rows = [], [], []
+        for labeling_id, line in zip(labeling_ids, lines, strict=True):
+            labeling_rows.append(self._labeling_row(labeling_id, line, solution_ids))
+            for position, step in enumerate(line.steps):
+                step_id = next(labeled_step_ids)
+                step_rows.append(_labeled_step_row(step_id, labeling_id, position, step))
+                for index, completion in enumerate(step.completions or ()):
+                    completion_rows.append(
+                        (step_id, index, completion.text, completion.rating, completion.flagged)
+                    )
+        copy_rows(Labeling, LABELING_FIELDS, labeling_rows)
+        copy_rows(LabeledStep, LABELED_STEP_FIELDS, step_rows)
+        completion_ids = allocate_ids(LabeledCompletion, len(completion_rows))
+        copy_rows(
+            LabeledCompletion,
+            ["id", "labeled_step", "position", "text", "rating", "flagged"],
+            [(cid, *row) for cid, row in zip(completion_ids, completion_rows, strict=True)],
+        )
+        self.result.count("created", "labelings", len(labeling_rows))
+        self.result.count("created", "labeled_steps", len(step_rows))
+        self.result.count("created", "labeled_completions", len(completion_rows))
+
+    def _triple(
+        self, line: ParsedLine, solution_ids: dict[str, int]
+    ) -> tuple[int, int, int | None]:
+        """(labeler, solution, generation) ids: one labeling of each, at most."""
+        return (
+            self.labelers[line.labeler],
+            solution_ids[line.fingerprint],
+            None if line.generation is None else self.generations[line.generation],
+        )
+
+    def _refuse_duplicates(self, lines: list[ParsedLine], solution_ids: dict[str, int]) -> None:
+        triples: dict[tuple[int, int, int | None], int] = {}
         for line in lines:
-            triple = (
-                self.labelers[line.labeler],
-                solution_ids[line.fingerprint],
-                None if line.generation is None else self.generations[line.generation],
-            )
+            triple = self._triple(line, solution_ids)
             if triple in triples:
                 raise _duplicate_labeling(line, triples[triple])
             triples[triple] = line.number
@@ -265,112 +287,101 @@ class Writer:
                 line = next(item for item in lines if item.number == triples[triple])
                 raise _duplicate_labeling(line, None)
 
-        labeling_ids = allocate_ids(Labeling, len(lines))
-        labeled_step_ids = iter(allocate_ids(LabeledStep, sum(len(ln.steps) for ln in lines)))
-        labeling_rows = []
-        step_rows = []
-        completion_rows = []
-        for labeling_id, line in zip(labeling_ids, lines, strict=True):
-            problem_id, answer, solution = self.problems[line.problem]
-            answer_override = (
-                None if line.ground_truth_answer == answer else line.ground_truth_answer
-            )
-            solution_override = None
-            if line.ground_truth_solution is not None and line.ground_truth_solution != solution:
-                solution_override = line.ground_truth_solution
-            labeler_id, solution_id, generation_id = (
-                self.labelers[line.labeler],
-                solution_ids[line.fingerprint],
-                None if line.generation is None else self.generations[line.generation],
-            )
-            labeling_rows.append(
-                (
-                    labeling_id,
-                    solution_id,
-                    labeler_id,
-                    None,
-                    generation_id,
-                    line.is_quality_control,
-                    line.is_screening,
-                    line.finish_reason,
-                    "",
-                    line.total_time,
-                    line.timestamp,
-                    Labeling.Source.IMPORT,
-                    answer_override,
-                    solution_override,
-                    line.import_key,
-                    self.now,
-                )
-            )
-            for position, step in enumerate(line.steps):
-                step_id = next(labeled_step_ids)
-                human = step.human_completion
-                step_rows.append(
-                    (
-                        step_id,
-                        labeling_id,
-                        position,
-                        step.completions is None,
-                        step.chosen_completion,
-                        human is not None,
-                        human.text if human else None,
-                        human.rating if human else None,
-                        human.source if human else None,
-                        human.flagged if human else None,
-                    )
-                )
-                for index, completion in enumerate(step.completions or ()):
-                    completion_rows.append(
-                        (step_id, index, completion.text, completion.rating, completion.flagged)
-                    )
-        copy_rows(
-            Labeling,
-            [
-                "id",
-                "solution",
-                "labeler",
-                "task",
-                "generation",
-                "is_quality_control",
-                "is_screening",
-                "finish_reason",
-                "finish_reason_text",
-                "total_time_ms",
-                "timestamp",
-                "source",
-                "ground_truth_answer_override",
-                "ground_truth_solution_override",
-                "import_key",
-                "created_at",
-            ],
-            labeling_rows,
+    def _labeling_row(
+        self, labeling_id: int, line: ParsedLine, solution_ids: dict[str, int]
+    ) -> tuple:
+        """A Labeling row (LABELING_FIELDS); the line's own ground truth only where it differs
+        from the stored problem's."""
+        _, answer, solution = self.problems[line.problem]
+        answer_override = None if line.ground_truth_answer == answer else line.ground_truth_answer
+        solution_override = None
+        if line.ground_truth_solution is not None and line.ground_truth_solution != solution:
+            solution_override = line.ground_truth_solution
+        labeler_id, solution_id, generation_id = self._triple(line, solution_ids)
+        return (
+            labeling_id,
+            solution_id,
+            labeler_id,
+            None,
+            generation_id,
+            line.is_quality_control,
+            line.is_screening,
+            line.finish_reason,
+            "",
+            line.total_time,
+            line.timestamp,
+            Labeling.Source.IMPORT,
+            answer_override,
+            solution_override,
+            line.import_key,
+            self.now,
         )
-        copy_rows(
-            LabeledStep,
-            [
-                "id",
-                "labeling",
-                "position",
-                "completions_null",
-                "chosen_completion",
-                "has_human_completion",
-                "human_completion_text",
-                "human_completion_rating",
-                "human_completion_source",
-                "human_completion_flagged",
-            ],
-            step_rows,
-        )
-        completion_ids = allocate_ids(LabeledCompletion, len(completion_rows))
-        copy_rows(
-            LabeledCompletion,
-            ["id", "labeled_step", "position", "text", "rating", "flagged"],
-            [(cid, *row) for cid, row in zip(completion_ids, completion_rows, strict=True)],
-        )
-        self.result.count("created", "labelings", len(labeling_rows))
-        self.result.count("created", "labeled_steps", len(step_rows))
-        self.result.count("created", "labeled_completions", len(completion_rows))
+
+
+LABELING_FIELDS = [
+    "id",
+    "solution",
+    "labeler",
+    "task",
+    "generation",
+    "is_quality_control",
+    "is_screening",
+    "finish_reason",
+    "finish_reason_text",
+    "total_time_ms",
+    "timestamp",
+    "source",
+    "ground_truth_answer_override",
+    "ground_truth_solution_override",
+    "import_key",
+    "created_at",
+]
+LABELED_STEP_FIELDS = [
+    "id",
+    "labeling",
+    "position",
+    "completions_null",
+    "chosen_completion",
+    "has_human_completion",
+    "human_completion_text",
+    "human_completion_rating",
+    "human_completion_source",
+    "human_completion_flagged",
+]
+
+
+def _stored_steps(solution_ids: set[int]) -> tuple[dict[tuple[int, int], int], set[int]]:
+    """Stored solutions' step ids by (solution, position), and which steps have alternatives."""
+    if not solution_ids:
+        return {}, set()
+    steps = {
+        (solution_id, position): step_id
+        for solution_id, position, step_id in Step.objects.filter(
+            solution_id__in=solution_ids
+        ).values_list("solution_id", "position", "id")
+    }
+    with_alternatives = set(
+        StepAlternative.objects.filter(step__solution_id__in=solution_ids)
+        .values_list("step_id", flat=True)
+        .distinct()
+    )
+    return steps, with_alternatives
+
+
+def _labeled_step_row(step_id: int, labeling_id: int, position: int, step: LabelStep) -> tuple:
+    human = step.human_completion
+    return (
+        step_id,
+        labeling_id,
+        position,
+        step.completions is None,
+        step.chosen_completion,
+        human is not None,
+        human.text if human else None,
+        human.rating if human else None,
+        human.source if human else None,
+        human.flagged if human else None,
+    )
 
 
 def _grade(final_answer: str | None, reference: str) -> str:
