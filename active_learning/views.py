@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from active_learning import charts, selectors, services, strategies
+from labeling.permissions import require_stepwise_admin
 from training import sampling
 from training import selectors as training_selectors
 from training.models import PRMVersion
-
-
-def _require_admin(request: HttpRequest) -> None:
-    """Same rule as the API's ``IsStepwiseAdmin``: superusers and labelers with role admin."""
-    user = request.user
-    labeler = getattr(user, "labeler", None)
-    if not (user.is_superuser or (labeler is not None and labeler.is_admin)):
-        raise PermissionDenied("Only stepwise admins may open the console.")
 
 
 def _parameters(count: int | None) -> str:
@@ -70,7 +62,7 @@ def _train_options() -> list[dict]:
 
 @login_required
 def rounds_dashboard(request: HttpRequest) -> HttpResponse:
-    _require_admin(request)
+    require_stepwise_admin(request)
     per_day = selectors.labels_per_day()
     versions = PRMVersion.objects.filter(
         state__in=[PRMVersion.State.READY, PRMVersion.State.ACTIVE, PRMVersion.State.RETIRED]
@@ -117,7 +109,7 @@ def rounds_dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def data_dashboard(request: HttpRequest) -> HttpResponse:
     """Imports (problems, solutions, PRM800K), the generator's form and runs, and the pool."""
-    _require_admin(request)
+    require_stepwise_admin(request)
     splits = selectors.problem_splits()
     named = [row["split"] for row in splits if row["split"]]
     return render(
@@ -137,7 +129,7 @@ def data_dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def prm_dashboard(request: HttpRequest) -> HttpResponse:
-    _require_admin(request)
+    require_stepwise_admin(request)
     data = selectors.prm_dashboard()
     return render(
         request,

@@ -9,9 +9,9 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 
-from active_learning.views import _require_admin
 from labeling import review
 from labeling.models import Labeling
+from labeling.permissions import require_stepwise_admin
 
 PAGE_SIZE = 50
 
@@ -47,7 +47,7 @@ def _filter(params: QueryDict) -> tuple[review.ReviewFilter, dict[str, str]]:
 
 @login_required
 def review_page(request: HttpRequest) -> HttpResponse:
-    _require_admin(request)
+    require_stepwise_admin(request)
     tab = request.GET.get("show", "reasons")
     if tab not in dict(TABS):
         tab = "reasons"
@@ -92,7 +92,7 @@ def review_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def review_labeling(request: HttpRequest, labeling_id: int) -> HttpResponse:
-    _require_admin(request)
+    require_stepwise_admin(request)
     try:
         detail = review.labeling_detail(labeling_id=labeling_id)
     except Labeling.DoesNotExist:

@@ -6,10 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, path, resolve
 
-
-def _is_admin(user) -> bool:
-    labeler = getattr(user, "labeler", None)
-    return bool(user.is_superuser or user.is_staff or (labeler is not None and labeler.is_admin))
+from labeling.permissions import is_stepwise_admin
 
 
 def _console_url() -> str:
@@ -23,7 +20,7 @@ def _console_url() -> str:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect(_console_url() if _is_admin(request.user) else "label")
+    return redirect(_console_url() if is_stepwise_admin(request) else "label")
 
 
 @login_required

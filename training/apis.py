@@ -18,27 +18,12 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.permissions import IsStepwiseAdmin
 from training import sampling, selectors, services
 from training.models import BaseModel, PRMVersion, SamplingRun, TrainingRun
-
-
-class IsTrainingAdmin(BasePermission):
-    """Django superusers and stepwise admins (labeler role `admin`); labelers never."""
-
-    message = "Only stepwise admins may manage reward models."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and user.is_active):
-            return False
-        if user.is_superuser:
-            return True
-        labeler = getattr(user, "labeler", None)
-        return labeler is not None and labeler.is_admin
 
 
 def _domain_errors(call):
@@ -72,7 +57,7 @@ class VersionOutput(serializers.ModelSerializer):
 
 
 class _AdminApi(APIView):
-    permission_classes = [IsTrainingAdmin]
+    permission_classes = [IsStepwiseAdmin]
 
 
 class BaseModelOutput(serializers.ModelSerializer):
