@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Count, F, Max, Min, Q, QuerySet
 
 from labeling.models import (
+    Generation,
     LabeledCompletion,
     LabeledStep,
     Labeler,
@@ -23,9 +24,6 @@ from labeling.models import (
     Problem,
     Step,
 )
-
-# The round model (a Generation) is reached through the task's foreign key, wherever it lives.
-Round = LabelingTask._meta.get_field("generation").related_model
 
 UNFINISHED = (Labeling.FinishReason.GIVE_UP, Labeling.FinishReason.BAD_PROBLEM)
 
@@ -232,7 +230,7 @@ def filter_choices() -> dict[str, list]:
         .values_list("id", "user__username")
     )
     rounds = list(
-        Round.objects.filter(labelings__isnull=False)
+        Generation.objects.filter(labelings__isnull=False)
         .distinct()
         .order_by("number")
         .values_list("number", flat=True)
@@ -370,7 +368,7 @@ def labeling_detail(*, labeling_id: int) -> dict[str, Any]:
         "others": others,
         # QC items are served from rounds that still serve work.
         "rounds": list(
-            Round.objects.filter(number__gte=0, state__in=["active", "paused"])
+            Generation.objects.filter(number__gte=0, state__in=["active", "paused"])
             .order_by("-number")
             .values_list("id", "number")
         ),

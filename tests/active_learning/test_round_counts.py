@@ -8,15 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from active_learning import selectors
-from labeling.models import LabelingTask
+from labeling.models import Generation, LabelingTask
 from labeling.services import assignment_claim
 from tests.active_learning import factories as f
 from tests.exports import factories as ef
 
 pytestmark = pytest.mark.django_db
-
-# The round model, wherever the app keeps it.
-Generation = LabelingTask._meta.get_field("generation").related_model
 
 
 def _task(generation, **fields) -> LabelingTask:
