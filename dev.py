@@ -270,13 +270,12 @@ def cmd_up() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
     try:
-        while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    log(f"{name} exited with code {proc.returncode}; stopping")
-                    stopping = True
-            time.sleep(0.5)
+        reason = supervise(procs, services, lambda: stopping)
+        if reason is not None:
+            log(f"{reason}: stopping everything; start again with `python3 dev.py up`")
+            exit_code = 1
     finally:
         log("stopping web, workers and beat")
         for proc in procs.values():
@@ -290,7 +289,21 @@ def cmd_up() -> int:
                 proc.kill()
         services.stop()
         log("stopped")
-    return 0
+    return exit_code
+
+
+def supervise(procs: dict, services, stopping, every: float = 0.5) -> str | None:
+    """Watch the children and the embedded Postgres and Redis until `stopping()`; return why one
+    of them died (None when asked to stop). Without its database or broker the platform only
+    fails request after request, so one death stops everything with a message saying which."""
+    while not stopping():
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode}"
+        for server in services.dead():
+            return f"{server} died"
+        time.sleep(every)
+    return None
 
 
 def cmd_lint() -> int:
