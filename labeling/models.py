@@ -251,15 +251,17 @@ class LabelingTask(models.Model):
         DONE = "done"
 
     solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="tasks")
-    generation = models.ForeignKey(
-        Generation, on_delete=models.PROTECT, related_name="tasks"
-    )
+    generation = models.ForeignKey(Generation, on_delete=models.PROTECT, related_name="tasks")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGULAR)
     labelings_required = models.PositiveIntegerField(default=1)
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     # Gold rating per step (-1/0/1) for QC and screening items; never shown to labelers.
     gold_ratings = ArrayField(models.SmallIntegerField(), null=True, blank=True)
+    # The expert labeling the gold was taken from (null: given as ratings, or imported).
+    gold_labeling = models.ForeignKey(
+        "Labeling", on_delete=models.SET_NULL, null=True, blank=True, related_name="gold_for"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

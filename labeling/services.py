@@ -700,7 +700,8 @@ def task_mark_gold(
 ) -> LabelingTask:
     """Make a solution a screening item (generation -1) or a QC item of a generation.
 
-    Gold comes from explicit ratings or from an expert's labeling of the same solution.
+    Gold comes from explicit ratings or from an expert's labeling of the same solution, which
+    the task then names as its source (``gold_labeling``).
     """
     errors: dict[str, list[str]] = {}
     solution = Solution.objects.filter(pk=solution_id).first()
@@ -737,14 +738,19 @@ def task_mark_gold(
     )
     if task is None:
         return LabelingTask.objects.create(
-            generation=generation, solution=solution, kind=kind, gold_ratings=gold_ratings
+            generation=generation,
+            solution=solution,
+            kind=kind,
+            gold_ratings=gold_ratings,
+            gold_labeling_id=expert_labeling_id,
         )
     if task.kind != kind and task.assignments.exists():
         raise LabelingInvalid({"kind": ["this task is already being labeled as another kind"]})
     task.kind = kind
     task.gold_ratings = gold_ratings
+    task.gold_labeling_id = expert_labeling_id
     task.state = LabelingTask.State.OPEN if task.state == task.State.DONE else task.state
-    task.save(update_fields=["kind", "gold_ratings", "state"])
+    task.save(update_fields=["kind", "gold_ratings", "gold_labeling", "state"])
     return task
 
 
