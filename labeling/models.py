@@ -430,6 +430,10 @@ class Assignment(models.Model):
     slots = models.PositiveIntegerField()
     slot = models.PositiveIntegerField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    # A lease taken while the labeler still works on their current task, so the next task is in
+    # the page before they submit. A real lease (holds its slot, expires, is swept); it becomes
+    # the current lease when the current one is submitted or lost.
+    prefetched = models.BooleanField(default=False)
     lease_expires_at = models.DateTimeField()
     draft_state = models.JSONField(null=True, blank=True)
     draft_active_ms = models.PositiveBigIntegerField(null=True, blank=True)
@@ -466,8 +470,18 @@ class Assignment(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["labeler"],
-                condition=Q(state="active"),
+                condition=Q(state="active", prefetched=False),
                 name="assignment_one_open_lease_per_labeler",
+            ),
+            # Besides the open lease, at most one prefetched lease (the next task).
+            models.UniqueConstraint(
+                fields=["labeler"],
+                condition=Q(state="active", prefetched=True),
+                name="assignment_one_prefetched_lease_per_labeler",
+            ),
+            models.CheckConstraint(
+                condition=Q(prefetched=False) | ~Q(state="submitted"),
+                name="assignment_submitted_not_prefetched",
             ),
             models.CheckConstraint(
                 condition=Q(state="submitted", labeling__isnull=False)
