@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 
 from labeling.models import (
     Generation,
@@ -57,9 +57,14 @@ def _labelings(review_filter: ReviewFilter) -> QuerySet[Labeling]:
 
 
 def labelings_browse(review_filter: ReviewFilter) -> QuerySet[Labeling]:
-    """Every matching labeling, newest first, with its flag count."""
+    """Every matching labeling, newest first, with its flag count and whether a QC or
+    screening item took its gold from it."""
+    flags = LabeledCompletion.objects.filter(
+        labeled_step__labeling=OuterRef("pk"), flagged=True
+    ).values("labeled_step__labeling")
     return _labelings(review_filter).annotate(
-        flags=Count("steps__completions", filter=Q(steps__completions__flagged=True))
+        flags=Subquery(flags.annotate(n=Count("id")).values("n")[:1]),
+        is_gold=Exists(LabelingTask.objects.filter(gold_labeling=OuterRef("pk"))),
     )
 
 
@@ -309,6 +314,7 @@ def labeling_detail(*, labeling_id: int) -> dict[str, Any]:
             "generation": t.generation.number,
             "gold_ratings": " ".join(_signed(r) for r in t.gold_ratings or []),
             "matches": t.gold_ratings == [s["rating"] for s in steps],
+            "from_labeling": t.gold_labeling_id,
         }
         for t in LabelingTask.objects.filter(solution=solution)
         .exclude(kind=LabelingTask.Kind.REGULAR)

@@ -97,7 +97,8 @@ def test_review_a_labeling_and_make_it_gold(page):
     task = LabelingTask.objects.get(solution=world["shared"], generation=world["round"])
     assert task.kind == "qc" and task.gold_ratings == [1, -1]
     page.reload()
-    expect(page.locator("#gold-items")).to_contain_text("the same ratings as this labeling")
+    expect(page.locator("#gold-items")).to_contain_text("taken from this labeling")
+    assert task.gold_labeling_id == world["bob"].pk
 
     page.goto("/console/review/?show=labelers")
     expect(page.locator("tr[data-labeler=carol]")).to_contain_text("1")

@@ -186,6 +186,9 @@ def test_gold_from_a_labeling_then_the_labelers_qc_score(world):
     assert response.status_code == 201, response.content
     task = LabelingTask.objects.get(pk=response.json()["task_id"])
     assert task.kind == "qc" and task.gold_ratings == [1, 1, -1]
+    assert task.gold_labeling_id == world["alice"].pk == response.json()["gold_labeling_id"]
+    gold = {x.pk: x.is_gold for x in review.labelings_browse(review.ReviewFilter())}
+    assert gold[world["alice"].pk] and not gold[world["bob"].pk]
     detail = review.labeling_detail(labeling_id=world["alice"].pk)
     assert detail["gold"][0]["matches"] and detail["gold"][0]["gold_ratings"] == "+1 +1 −1"
     # dan labels the QC item: 2 of his 3 ratings agree with gold.
