@@ -2,31 +2,64 @@
 
 ``active_learning.score_round`` matches the ``active_learning.score_*`` route and runs on the
 ``gpu`` queue (retraining and scoring need the model); ``active_learning.select_round`` runs on
-the default queue. The services check the round's state and progress first, so a redelivered task
-is harmless. A database hiccup is retried; anything else marks the round failed.
+the default queue; scoring sends the selection when it is done. The services check the round's
+state and progress first, so a redelivered task is harmless. A database hiccup is retried;
+anything else marks the round failed. A step whose message was lost (the broker was down) is sent
+again by the launch sweep (``launch_sweep``, run by the ``finish_rounds`` beat task).
 """
 
 from __future__ import annotations
 
+import logging
 import traceback
 
-from celery import chain, shared_task
+from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from active_learning import services
+from active_learning import launch_sweep, services
+from labeling.models import Generation
+
+logger = logging.getLogger(__name__)
 
 _TRANSIENT = (OperationalError, InterfaceError)
 
 
+# Sent from a worker (scoring done, selection next): retried for about two minutes, so a broker
+# that restarts meanwhile still gets it. From the web (a launch) only briefly: a request must
+# not hang for minutes; the sweep below sends the step again once the broker is back.
+WORKER_PUBLISH_RETRY = {
+    "max_retries": 12,
+    "interval_start": 1.0,
+    "interval_step": 2.0,
+    "interval_max": 15.0,
+}
+
+
+def send_step(generation_id: int, step: str, *, patient: bool = False) -> bool:
+    """Publish one launch step (``score`` or ``select``) of a round; False, with a log line,
+    when the broker does not take it (the launch sweep sends it again later)."""
+    task = score_round if step == launch_sweep.SCORE else select_round
+    options = {"retry": True}
+    if patient:
+        options["retry_policy"] = WORKER_PUBLISH_RETRY
+    try:
+        task.apply_async(kwargs={"generation_id": generation_id}, **options)
+    except Exception as exc:  # whatever the broker raised, the sweep is the way on
+        logger.warning(
+            "round %s: could not send its %s step (%s: %s); the launch sweep will send it again",
+            generation_id,
+            step,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
+
+
 def start_round_pipeline(*, generation_id: int, needs_scores: bool) -> None:
-    """Send the launch pipeline: score (when a PRM is involved), then select."""
-    if needs_scores:
-        chain(
-            score_round.si(generation_id=generation_id),
-            select_round.si(generation_id=generation_id),
-        ).apply_async()
-    else:
-        select_round.delay(generation_id=generation_id)
+    """Send the launch pipeline's first step: score (when a PRM is involved), else select.
+    Scoring sends the selection itself when it is done."""
+    send_step(generation_id, launch_sweep.SCORE if needs_scores else launch_sweep.SELECT)
 
 
 def _fail(generation_id: int, exc: BaseException) -> None:
@@ -57,7 +90,12 @@ def _run_pipeline_step(task, service, generation_id: int):
 
 @shared_task(name="active_learning.score_round", bind=True, acks_late=True, max_retries=3)
 def score_round(self, *, generation_id: int) -> bool:
-    return _run_pipeline_step(self, services.round_prepare_scores, generation_id)
+    scored = _run_pipeline_step(self, services.round_prepare_scores, generation_id)
+    # Selection follows, also after a duplicate delivery of a round scored already.
+    generation = Generation.objects.get(id=generation_id)
+    if launch_sweep.round_next_step(generation) == launch_sweep.SELECT:
+        send_step(generation_id, launch_sweep.SELECT, patient=True)
+    return scored
 
 
 @shared_task(name="active_learning.select_round", bind=True, acks_late=True, max_retries=3)
@@ -67,5 +105,9 @@ def select_round(self, *, generation_id: int) -> int:
 
 @shared_task(name="stepwise.active_learning.finish_rounds")
 def finish_rounds() -> int:
-    """Beat task (every minute, default queue): fully labeled rounds become finished."""
-    return services.rounds_finish_complete()
+    """Beat task (every minute, default queue): fully labeled rounds become finished, and
+    launches whose pipeline stopped are sent on or failed (``launch_sweep``). Returns how many
+    rounds finished."""
+    finished = services.rounds_finish_complete()
+    launch_sweep.rounds_sweep_stalled(send=send_step)
+    return finished

@@ -294,6 +294,11 @@ STEPWISE_RETRAIN_INTERVAL_HOURS = env.int("STEPWISE_RETRAIN_INTERVAL_HOURS", def
 STEPWISE_TRAINING_STALE_SECONDS = env.int("STEPWISE_TRAINING_STALE_SECONDS", default=60)
 STEPWISE_JOB_HEARTBEAT_SECONDS = env.float("STEPWISE_JOB_HEARTBEAT_SECONDS", default=10.0)
 STEPWISE_TRAINING_MAX_ATTEMPTS = env.int("STEPWISE_TRAINING_MAX_ATTEMPTS", default=2)
+# A launching round no worker has touched for this long gets its next step sent again (the
+# message may have been lost in a broker outage); after the second, longer span it fails with the
+# reason (active_learning/launch_sweep.py).
+STEPWISE_ROUND_REDRIVE_SECONDS = env.int("STEPWISE_ROUND_REDRIVE_SECONDS", default=120)
+STEPWISE_ROUND_STALL_SECONDS = env.int("STEPWISE_ROUND_STALL_SECONDS", default=1800)
 
 LOGGING = {
     "version": 1,

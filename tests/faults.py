@@ -245,3 +245,77 @@ class WebServer:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+
+
+@dataclass
+class CeleryWorker:
+    """A `celery worker` of this project (queues default and gpu) with the given environment."""
+
+    env: dict[str, str]
+    directory: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "worker.log"
+
+    def start(self) -> CeleryWorker:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "default,gpu",
+            "--concurrency",
+            "1",
+            "--pool",
+            "solo",
+            "-n",
+            f"faults-{os.getpid()}-{free_port()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ]
+        env = {**os.environ, "DATABASE_CONN_MAX_AGE": "0", **self.env}
+        with open(self.log_path, "a") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        _wait(
+            lambda: "ready." in self.log_path.read_text() or self.proc.poll() is not None,
+            "celery worker",
+            timeout=90,
+            log=self.log_path,
+        )
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited:\n{self.log_path.read_text()[-3000:]}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                _kill(self.proc)
+        self.proc = None
+
+
+def django_process(env: dict[str, str], code: str, **kwargs) -> subprocess.Popen:
+    """Run `code` in a new Python process with Django set up (as beat or a shell would)."""
+    prelude = "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup()\n"
+    return subprocess.Popen(
+        [sys.executable, "-c", prelude + code],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_CONN_MAX_AGE": "0", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
