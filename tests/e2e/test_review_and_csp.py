@@ -142,8 +142,9 @@ def test_every_page_runs_under_the_csp_without_violations(page, live_server):
     log_in(page, "ada", "/console/")
     for path, ready in [
         ("/console/", "#rounds-table tbody tr"),
-        ("/console/data/", "main"),
-        ("/console/prm/", "main"),
+        # Drawn by the pages' scripts from the API: proof they ran and their requests passed.
+        ("/console/data/", "#sampling-table td:has-text('No generation runs yet.')"),
+        ("/console/prm/", "#runs-status:has-text('No runs yet.')"),
         ("/console/review/", "#reasons-table"),
         ("/console/review/?show=flagged", "#flagged-table"),
         ("/console/review/?show=disagreements", "#disagreements-table"),
