@@ -215,3 +215,31 @@ def test_a_labeling_with_an_unrated_step_cannot_be_gold(world):
     assert detail["gold_blockers"] == ["some steps it reached have no rating"]
     page = _admin_client().get(f"/console/review/labelings/{world['carol'].pk}/").content
     assert b'id="gold-form"' not in page and b'id="gold-blocked"' in page
+
+
+@pytest.mark.parametrize("tab", ["reasons", "flagged", "disagreements", "labelings"])
+def test_a_review_list_costs_the_same_queries_for_few_rows_or_many(world, tab):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    admin = _admin_client()
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin.get("/console/review/", {"show": tab}).status_code == 200
+        return len(captured)
+
+    few = queries()
+    for n in range(4):
+        sol = f.solution(STEPS, problem_text=f"Problem {n}: cube $x$.", answer="8")
+        for who, ratings in (("alice", (1, 1, -1)), ("bob", (1, -1))):
+            made = f.labeling(
+                by=f.labeler(who),
+                of=sol,
+                steps=_rated(*ratings),
+                timestamp=T0,
+                gen=world["alice"].generation,
+                finish_reason="give_up",
+            )
+            LabeledCompletion.objects.filter(labeled_step__labeling=made).update(flagged=True)
+    assert queries() == few
