@@ -57,6 +57,13 @@ class TrainConfig:
         "bf16 autocast for that one-time pass through the frozen layers; None: on for CUDA and "
         "for CPUs with native bf16 (AVX512-BF16 or AMX), else fp32.",
     )
+    share_problems: bool = _f(
+        True,
+        "Batch whole problems and pack each batch into one row without padding, a problem's "
+        "tokens computed once for all its solutions in the batch (exact: same logits and "
+        "gradients as padded rows). Off: rows grouped by length and right-padded. Not used "
+        "with gradient checkpointing or a backbone that fails the start-up check.",
+    )
     resume_dir: str | None = _f(
         None,
         "Directory of the resume state (see resume.py): written every resume_every_steps, "

@@ -40,6 +40,9 @@ class EncodedSolution:
     input_ids: list[int]
     step_ends: list[int]  # one per encoded step, in order; steps that did not fit are absent
     num_steps: int  # how many leading steps made it into `input_ids`
+    # Ids before the first step (bos + problem): the same for every solution of one problem, so
+    # a batch can compute them once for all of them (segments.py).
+    prefix_length: int = 0
 
 
 def encode_solution(
@@ -66,6 +69,7 @@ def encode_solution(
         ids.append(tokenizer.bos_token_id)
     problem_ids = tokenizer(problem + "\n", add_special_tokens=False)["input_ids"]
     ids.extend(problem_ids[: max(1, max_length // 2 - len(ids))])
+    prefix_length = len(ids)
     step_ends: list[int] = []
     for step in steps:
         step_ids = tokenizer(step, add_special_tokens=False)["input_ids"]
@@ -77,7 +81,9 @@ def encode_solution(
         ids.extend(step_ids)
         ids.append(separator_id)
         step_ends.append(len(ids) - 1)
-    return EncodedSolution(input_ids=ids, step_ends=step_ends, num_steps=len(step_ends))
+    return EncodedSolution(
+        input_ids=ids, step_ends=step_ends, num_steps=len(step_ends), prefix_length=prefix_length
+    )
 
 
 def rating_target(rating: int) -> tuple[float, float, float]:
@@ -134,6 +140,7 @@ class TrainingExample:
     label_positions: list[int]
     targets: list[tuple[float, float, float]]
     weight: float = 1.0
+    prefix_length: int = 0  # the problem's ids (EncodedSolution.prefix_length)
 
 
 def build_examples(
@@ -160,7 +167,13 @@ def build_examples(
                 kept.append(target)
         if positions:
             examples.append(
-                TrainingExample(encoded.input_ids, positions, kept, float(solution.weight))
+                TrainingExample(
+                    encoded.input_ids,
+                    positions,
+                    kept,
+                    float(solution.weight),
+                    prefix_length=encoded.prefix_length,
+                )
             )
     return examples
 
@@ -202,6 +215,43 @@ def length_grouped_batches(
         batches.append(Batch(current, width))
     if seed is not None:
         rng.shuffle(batches)
+    return batches
+
+
+def problem_grouped_batches(
+    problems: Sequence[object],
+    lengths: Sequence[int],
+    *,
+    batch_tokens: int,
+    seed: int | None = 0,
+    max_rows: int = 512,
+) -> list[Batch]:
+    """Batches of whole problems: all solutions of a problem side by side (so a packed batch
+    computes the problem's tokens once, segments.py), each batch's solutions summing to at most
+    `batch_tokens` tokens. A problem that does not fit the rest of a batch continues in the next.
+
+    Problems come in a seeded random order (no padding to avoid: packed rows have none), so epochs
+    differ; `Batch.width` is the longest solution (a packed batch is one row of its own length).
+    """
+    rng = random.Random(seed)
+    members: dict[object, list[int]] = {}
+    for index, problem in enumerate(problems):
+        members.setdefault(problem, []).append(index)
+    groups = list(members.values())
+    if seed is not None:
+        rng.shuffle(groups)
+    batches: list[Batch] = []
+    current: list[int] = []
+    used = 0
+    for group in groups:
+        for index in group:
+            if current and (used + lengths[index] > batch_tokens or len(current) >= max_rows):
+                batches.append(Batch(current, max(lengths[i] for i in current)))
+                current, used = [], 0
+            current.append(index)
+            used += lengths[index]
+    if current:
+        batches.append(Batch(current, max(lengths[i] for i in current)))
     return batches
 
 

@@ -7,6 +7,7 @@ temp dir and renamed into place, so readers never see half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from torch import nn
 from transformers import AddedToken, AutoModel, AutoTokenizer
 
 from .data import STEP_SEPARATOR
+from .segments import PackedRow, segment_attention_for
 
 CONFIG_NAME = "reward_model.json"
 HEAD_NAME = "reward_head.pt"
@@ -62,17 +64,26 @@ class RewardModel(nn.Module):
         rows: torch.Tensor,
         positions: torch.Tensor,
         boundary_states: torch.Tensor | None = None,
+        packed: PackedRow | None = None,
     ) -> torch.Tensor:
         """Logits [n, 3] at the (row, position) pairs only: the head never runs on other tokens.
 
         `boundary_states` [rows, width, hidden]: the output of the frozen layers for these rows;
         then only the layers above them run (`input_ids` is not read).
+        `packed`: the rows are one flat row of several solutions laid out by `segments.pack`
+        (problems once, no padding); its position ids and attention layout are used.
         """
         width = (input_ids if boundary_states is None else boundary_states).shape[1]
-        with self.last_mlp_only_at(rows * width + positions):
+        extra: dict = {}
+        layout = contextlib.nullcontext()
+        if packed is not None:
+            device = (input_ids if boundary_states is None else boundary_states).device
+            extra["position_ids"] = packed.position_ids.to(device)
+            layout = segment_attention_for(self.backbone, packed.layout.to(device))
+        with self.last_mlp_only_at(rows * width + positions), layout:
             if boundary_states is None:
                 hidden = self.backbone(
-                    input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+                    input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **extra
                 ).last_hidden_state
             else:
                 # The backbone's own forward, given the boundary states where it would put the
@@ -83,6 +94,7 @@ class RewardModel(nn.Module):
                         inputs_embeds=boundary_states,
                         attention_mask=attention_mask,
                         use_cache=False,
+                        **extra,
                     ).last_hidden_state
         return self.head(hidden[rows, positions]).float()
 
@@ -251,6 +263,15 @@ class FrozenPrefixCache:
             out[row, : state.shape[0]] = state
         return out
 
+    def packed(self, indices: Sequence[int], packed: PackedRow) -> torch.Tensor:
+        """[1, tokens, hidden] laid out as `packed` (segments.pack) lays out these examples; a
+        shared problem's states are taken from its last solution (causal: all hold the same)."""
+        first = self.states[indices[0]]
+        out = torch.zeros((packed.computed_tokens, first.shape[-1]), dtype=first.dtype)
+        for index, where in zip(indices, packed.flat_index, strict=True):
+            out[torch.tensor(where)] = self.states[index]
+        return out[None]
+
 
 @torch.no_grad()
 def split_matches_full(model: RewardModel, *, length: int = 12, tolerance: float = 1e-4) -> bool:
@@ -274,6 +295,37 @@ def split_matches_full(model: RewardModel, *, length: int = 12, tolerance: float
         split = model(ids, None, rows, positions, boundary_states=model.lower_states(ids))
         scale = full.abs().max().clamp_min(1e-6)
         return bool(((full - split).abs().max() / scale) < tolerance)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def packing_matches_plain(model: RewardModel, *, tolerance: float = 1e-4) -> bool:
+    """Does a packed batch (segments.py: a shared problem, no padding) give this model's plain
+    logits? True for models whose attention goes through transformers' attention interface and
+    whose positions come from `position_ids`; a backbone that does otherwise keeps padded rows.
+    """
+    from .segments import pack
+
+    was_training = model.training
+    model.eval()
+    try:
+        vocab = int(model.backbone.config.vocab_size)
+        device = next(model.parameters()).device
+        ids = [[(i * 7 + 3 * s) % (vocab - 3) + 3 for i in range(n)] for s, n in ((1, 9), (2, 6))]
+        ids[1][:4] = ids[0][:4]  # a shared problem of 4 tokens
+        rows = torch.tensor([0] * 9 + [1] * 6, device=device)
+        positions = torch.tensor([*range(9), *range(6)], device=device)
+        padded = torch.tensor([ids[0], ids[1] + [0] * 3], device=device)
+        plain = model(padded, None, rows, positions)
+        packed = pack(ids, [4, 4])
+        flat = torch.tensor([i for where in packed.flat_index for i in where], device=device)
+        try:
+            fast = model(packed.input_ids.to(device), None, flat * 0, flat, packed=packed)
+        except (RuntimeError, TypeError, ValueError, KeyError):
+            return False
+        scale = plain.abs().max().clamp_min(1e-6)
+        return bool(((plain - fast).abs().max() / scale) < tolerance)
     finally:
         model.train(was_training)
 

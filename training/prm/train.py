@@ -28,18 +28,27 @@ import torch
 
 from .backbones import require_causal
 from .config import TrainConfig, add_arguments, from_namespace
-from .data import LabeledSolution, build_examples, collate, length_grouped_batches, split_by_problem
+from .data import (
+    LabeledSolution,
+    build_examples,
+    collate,
+    length_grouped_batches,
+    problem_grouped_batches,
+    split_by_problem,
+)
 from .model import (
     FrozenPrefixCache,
     decoder_layers,
     freeze_lower_layers,
     new_reward_model,
+    packing_matches_plain,
     save_checkpoint,
     split_matches_full,
     trainable_parameters,
 )
 from .resume import Position, Resumer, run_fingerprint
 from .score import RewardModelScorer, resolve_device
+from .segments import collate_packed
 
 
 @dataclass
@@ -113,7 +122,20 @@ def train_reward_model(
         )
     lengths = [len(e.input_ids) for e in examples]
     batch_tokens = max(config.batch_tokens, max(lengths))
-    per_epoch = len(length_grouped_batches(lengths, batch_tokens=batch_tokens, seed=config.seed))
+    # Packed batches (segments.py): whole problems, one row, no padding, each problem computed
+    # once. Checked on this model first; gradient checkpointing recomputes layers after the
+    # forward's attention layout has gone, so it keeps padded rows.
+    packing = (
+        config.share_problems and not config.gradient_checkpointing and packing_matches_plain(model)
+    )
+    problems = [tuple(e.input_ids[: e.prefix_length]) for e in examples]
+
+    def epoch_batches(seed: int):
+        if packing:
+            return problem_grouped_batches(problems, lengths, batch_tokens=batch_tokens, seed=seed)
+        return length_grouped_batches(lengths, batch_tokens=batch_tokens, seed=seed)
+
+    per_epoch = len(epoch_batches(config.seed))
     world = accelerator.num_processes if accelerator else 1
     rank = accelerator.process_index if accelerator else 0
     if per_epoch < world:
@@ -157,9 +179,7 @@ def train_reward_model(
     def batches(epoch: int, skip: int):
         """This process's batches from batch `skip` of `epoch` on, with their position."""
         while True:
-            order = length_grouped_batches(
-                lengths, batch_tokens=batch_tokens, seed=config.seed + epoch
-            )
+            order = epoch_batches(config.seed + epoch)
             # Every process takes every world_size-th batch of the same order; a remainder
             # that cannot go to all of them is left out of that epoch.
             usable = len(order) - len(order) % world if world > 1 else len(order)
@@ -172,7 +192,7 @@ def train_reward_model(
         cache.share if cache is not None else 0.0,
         f"training on {len(examples)} solutions, {total_batches} batches",
     )
-    tokens = padded = labeled = 0
+    tokens = padded = labeled = computed = 0
     loss_sum = loss_count = 0.0
     last_loss = start.last_loss
     started = time.perf_counter() - start.seconds
@@ -197,11 +217,18 @@ def train_reward_model(
     stream = batches(start.epoch, start.batch_in_epoch)
     for index in range(start.batch_index, total_batches):
         epoch, offset, batch = next(stream)
-        collated = collate([examples[i] for i in batch.indices], pad_id=pad_id)
+        packed = None
+        if packing:
+            collated, packed = collate_packed([examples[i] for i in batch.indices])
+        else:
+            collated = collate([examples[i] for i in batch.indices], pad_id=pad_id)
         # Causal attention (checked above) and right padding: no mask needed, no pad is seen.
         boundary = None
         if cache is not None:
-            boundary = cache.batch(batch.indices, collated.input_ids.shape[1]).to(device)
+            if packed is not None:
+                boundary = cache.packed(batch.indices, packed).to(device)
+            else:
+                boundary = cache.batch(batch.indices, collated.input_ids.shape[1]).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(
                 collated.input_ids.to(device),
@@ -209,6 +236,7 @@ def train_reward_model(
                 collated.rows.to(device),
                 collated.positions.to(device),
                 boundary_states=boundary,
+                packed=packed,
             )
         loss = soft_cross_entropy(logits, collated.targets.to(device), collated.weights.to(device))
         scaled = loss / config.gradient_accumulation
@@ -217,7 +245,9 @@ def train_reward_model(
         else:
             scaled.backward()
         tokens += collated.tokens
-        padded += collated.input_ids.numel()
+        # Packed: no padding, and fewer tokens computed than trained (shared problems).
+        padded += max(collated.input_ids.numel(), collated.tokens)
+        computed += collated.input_ids.numel()
         labeled += len(collated.positions)
         last_loss = float(loss.detach())
         loss_sum += last_loss
@@ -258,6 +288,10 @@ def train_reward_model(
         "tokens": tokens,
         "padded_tokens": padded,
         "padding_fraction": 1.0 - tokens / max(1, padded),
+        # Tokens the forward passes ran on (this process, this attempt): padded rows count their
+        # padding, packed ones count a problem shared by several solutions once.
+        "computed_tokens": computed,
+        "packed_batches": packing,
         "labeled_steps": labeled,
         "seconds": seconds,
         "tokens_per_s": tokens / max(seconds, 1e-9),
