@@ -90,7 +90,27 @@ def _parse(number: int, data: Any) -> _Record:
             raise read.fail("problem", "missing (give problem_id or problem)")
         problem_text = read.string(record, "problem", "problem", non_empty=True)
     reference = read.string(record, "reference_answer", "reference_answer", optional=True)
+    steps = _steps(read, record)
+    answer = read.string(record, "answer", "answer", optional=True, nullable=True)
+    if "answer" not in record:
+        answer = extract_final_answer(steps)
+    generator = read.string(record, "generator", "generator", optional=True) or ""
+    if len(generator) > 128:
+        raise read.fail("generator", "must be at most 128 characters")
+    return _Record(
+        number=number,
+        problem_id=problem_id,
+        problem_text=problem_text,
+        reference_answer=reference or "",
+        steps=steps,
+        answer=answer,
+        generator=generator,
+        grade=_grade(read, record),
+    )
 
+
+def _steps(read: LineReader, record: dict) -> list[str]:
+    """``steps`` (a list, none of them blank), else ``solution`` or ``text`` split into steps."""
     if "steps" in record:
         raw_steps = read.array(record, "steps", "steps")
         steps = [read.check_string(step, f"steps[{i}]") for i, step in enumerate(raw_steps)]
@@ -105,34 +125,22 @@ def _parse(number: int, data: Any) -> _Record:
         steps = split_steps(read.string(record, field, field))
     if not steps:
         raise read.fail(field, "must hold at least one step")
+    return steps
 
-    answer = read.string(record, "answer", "answer", optional=True, nullable=True)
-    if "answer" not in record:
-        answer = extract_final_answer(steps)
-    generator = read.string(record, "generator", "generator", optional=True) or ""
-    if len(generator) > 128:
-        raise read.fail("generator", "must be at most 128 characters")
 
-    grade = None
+def _grade(read: LineReader, record: dict) -> str | None:
+    """``grade``, else ``final_answer_correct``; None: graded against the reference on write."""
     if record.get("grade") is not None:
         grade = record["grade"]
         if not isinstance(grade, str) or grade not in GRADES:
             raise read.fail(
                 "grade", f"must be one of correct, wrong, ungraded, got {json.dumps(grade):.80}"
             )
-    elif record.get("final_answer_correct") is not None:
+        return grade
+    if record.get("final_answer_correct") is not None:
         correct = read.boolean(record, "final_answer_correct", "final_answer_correct")
-        grade = Solution.Grade.CORRECT if correct else Solution.Grade.WRONG
-    return _Record(
-        number=number,
-        problem_id=problem_id,
-        problem_text=problem_text,
-        reference_answer=reference or "",
-        steps=steps,
-        answer=answer,
-        generator=generator,
-        grade=grade,
-    )
+        return Solution.Grade.CORRECT if correct else Solution.Grade.WRONG
+    return None
 
 
 def split_steps(text: str) -> list[str]:
