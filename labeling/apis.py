@@ -26,28 +26,14 @@ MAX_DRAFT_BYTES = 256 * 1024
 
 
 class LabelingApi(APIView):
+    """A labeler's endpoint. Domain errors (``services.LabelingError``) are answered by
+    ``config.exception_handler``: 400 field errors, 403, 404, 409 with a ``code``."""
+
     permission_classes = [IsLabeler]
 
     @property
     def labeler(self) -> Labeler:
         return self.request._stepwise_labeler
-
-    def handle_exception(self, exc):
-        if isinstance(exc, services.LabelingInvalid):
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, services.AssignmentNotFound):
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
-        if isinstance(exc, services.NotYourAssignment):
-            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
-        if isinstance(exc, services.DraftConflict):
-            return Response(
-                {"detail": str(exc), "code": "draft_conflict"}, status=status.HTTP_409_CONFLICT
-            )
-        if isinstance(exc, services.LeaseLost):
-            return Response(
-                {"detail": str(exc), "code": "lease_lost"}, status=status.HTTP_409_CONFLICT
-            )
-        return super().handle_exception(exc)
 
 
 # ---------------------------------------------------------------- serializers
@@ -245,6 +231,25 @@ class AssignmentHeartbeatApi(LabelingApi):
         return Response(LeaseOutput(assignment).data)
 
 
+class AssignmentPrefetchApi(LabelingApi):
+    """The next task, leased while the labeler works on this one (asked again: renewed)."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: ClaimOutput,
+            204: OpenApiResponse(description="nothing to prefetch"),
+            409: LEASE_LOST,
+        },
+    )
+    def post(self, request, assignment_id: int):
+        assignment = services.assignment_prefetch(labeler=self.labeler, current_id=assignment_id)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        payload = selectors.assignment_payload(assignment=assignment)
+        return Response(ClaimOutput({"assignment": payload}).data)
+
+
 class AssignmentDraftApi(LabelingApi):
     @extend_schema(request=DraftInput, responses={200: DraftSavedOutput, 409: LEASE_LOST})
     def put(self, request, assignment_id: int):
@@ -409,10 +414,7 @@ class AdminGoldApi(APIView):
     def post(self, request):
         data = GoldInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            task = services.task_mark_gold(**data.validated_data)
-        except services.LabelingInvalid as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        task = services.task_mark_gold(**data.validated_data)
         return Response(GoldOutput(task).data, status=status.HTTP_201_CREATED)
 
 

@@ -101,6 +101,8 @@ def assignment_progress(*, assignment: Assignment, now: datetime | None = None) 
     done_today = Labeling.objects.filter(
         labeler_id=assignment.labeler_id, timestamp__gte=_start_of_day(now)
     ).count()
+    if assignment.prefetched:
+        done_today += 1  # shown once the task open now is finished
     # Loaded with the assignment on every claim path (select_related), so usually no query.
     generation = assignment.task.generation
     kind = (

@@ -16,6 +16,11 @@ urlpatterns: list = [
         name="labeling-heartbeat",
     ),
     path(
+        "labeling/assignments/<int:assignment_id>/prefetch/",
+        apis.AssignmentPrefetchApi.as_view(),
+        name="labeling-prefetch",
+    ),
+    path(
         "labeling/assignments/<int:assignment_id>/draft/",
         apis.AssignmentDraftApi.as_view(),
         name="labeling-draft",

@@ -172,3 +172,91 @@ def test_history_shows_ratings_and_gold_only_for_qc_items_of_closed_rounds():
     assert item["quality_control"] is True
     assert [s["gold"] for s in item["steps"]] == [1, -1, 1]
     assert item["gold_agreement"] == pytest.approx(2 / 3)
+
+
+def prefetch_url(assignment_id: int) -> str:
+    return f"/api/labeling/assignments/{assignment_id}/prefetch/"
+
+
+def test_a_prefetched_task_is_a_real_lease_that_becomes_the_open_one_on_submit():
+    generation = make_generation()
+    make_task(generation, priority=2)
+    make_task(generation, priority=1)
+    labeler = make_labeler()
+    client = client_for(labeler)
+    current = claim(client)
+    response = client.post(prefetch_url(current["id"]))
+    assert response.status_code == 200
+    nxt = response.json()["assignment"]
+    assert nxt["id"] != current["id"]
+    assert nxt["progress"]["done_today"] == 1  # counted as shown after the current task
+    lease = Assignment.objects.get(pk=nxt["id"])
+    assert lease.state == Assignment.State.ACTIVE and lease.prefetched and lease.slot == 0
+    # It holds its slot: another labeler finds nothing left.
+    other = client_for(make_labeler())
+    assert other.post(CLAIM).status_code == 204
+    # Asked again: the same lease, renewed; a claim still returns the current task.
+    before = lease.lease_expires_at
+    again = client.post(prefetch_url(current["id"])).json()["assignment"]
+    assert again["id"] == nxt["id"]
+    assert Assignment.objects.get(pk=nxt["id"]).lease_expires_at >= before
+    assert claim(client)["id"] == current["id"]
+    # Drafts on the prefetched task are accepted (the page may rate it before the submit lands).
+    state = {"v": 1, "rev": 1, "tab": "A", "steps": [], "alts": {}}
+    saved = client.put(draft_url(nxt["id"]), {"state": state, "active_ms": 5}, format="json")
+    assert saved.status_code == 200
+    # Submitting the current task makes the prefetched lease the open one.
+    assert client.post(submit_url(current["id"]), all_great(3), format="json").status_code == 201
+    lease.refresh_from_db()
+    assert lease.state == Assignment.State.ACTIVE and not lease.prefetched
+    assert claim(client)["id"] == nxt["id"]
+    assert client.post(prefetch_url(nxt["id"])).status_code == 204  # nothing further to take
+
+
+def test_a_prefetched_lease_lapses_like_any_and_replaces_a_lost_current_one():
+    from django.utils import timezone
+
+    from labeling import services
+
+    generation = make_generation()
+    for _ in range(3):
+        make_task(generation)
+    labeler = make_labeler()
+    client = client_for(labeler)
+    current = claim(client)
+    nxt = client.post(prefetch_url(current["id"])).json()["assignment"]
+    # The current lease is lost (expired and swept): the next claim hands over the prefetched one.
+    Assignment.objects.filter(pk=current["id"]).update(lease_expires_at=timezone.now())
+    services.leases_expire()
+    assert client.post(prefetch_url(current["id"])).status_code == 409
+    promoted = claim(client)
+    assert promoted["id"] == nxt["id"]
+    assert not Assignment.objects.get(pk=nxt["id"]).prefetched
+    # A labeler who walks away: both leases lapse, are swept, and the slots go back to the queue.
+    third = client.post(prefetch_url(promoted["id"])).json()["assignment"]
+    Assignment.objects.filter(labeler=labeler, state="active").update(
+        lease_expires_at=timezone.now()
+    )
+    assert services.leases_expire() == 2
+    assert Assignment.objects.get(pk=third["id"]).state == Assignment.State.EXPIRED
+    # All three tasks can be leased again, by three other labelers.
+    taken = {
+        Assignment.objects.get(pk=claim(client_for(make_labeler()))["id"]).task_id for _ in range(3)
+    }
+    assert len(taken) == 3
+
+
+def test_screening_and_prefetch_of_someone_elses_task_are_refused():
+    make_task()
+    make_task()
+    labeler = make_labeler()
+    client = client_for(labeler)
+    current = claim(client)
+    assert client_for(make_labeler()).post(prefetch_url(current["id"])).status_code == 403
+    pending = make_labeler(screening="pending")
+    screening_generation = make_generation(-1)
+    make_task(screening_generation, kind="screening", gold=[1, 1, 1])
+    make_task(screening_generation, kind="screening", gold=[1, 1, 1])
+    pending_client = client_for(pending)
+    item = claim(pending_client)
+    assert pending_client.post(prefetch_url(item["id"])).status_code == 204
