@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -70,13 +70,6 @@ def _round_payload(generations: list[Generation], many: bool):
     return data if many else data[0]
 
 
-def _errors(exc: services.RoundError) -> Response:
-    code = status.HTTP_409_CONFLICT if isinstance(exc, services.RoundConflict) else 400
-    if code == status.HTTP_409_CONFLICT:
-        return Response({"detail": " ".join(m for ms in exc.errors.values() for m in ms)}, code)
-    return Response(exc.errors, code)
-
-
 class RoundListCreateApi(APIView):
     """GET: every round with its progress. POST: launch the next round."""
 
@@ -113,19 +106,16 @@ class RoundListCreateApi(APIView):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        try:
-            generation = services.round_launch(
-                launched_by=request.user,
-                strategy=v["strategy"],
-                size=v["size"],
-                prm_version_id=v["prm_version"],
-                strategy_params=v["strategy_params"],
-                labelings_per_task=v["labelings_per_task"],
-                qc_rate=v["qc_rate"],
-                retrain=v["retrain"],
-            )
-        except services.RoundError as exc:
-            return _errors(exc)
+        generation = services.round_launch(
+            launched_by=request.user,
+            strategy=v["strategy"],
+            size=v["size"],
+            prm_version_id=v["prm_version"],
+            strategy_params=v["strategy_params"],
+            labelings_per_task=v["labelings_per_task"],
+            qc_rate=v["qc_rate"],
+            retrain=v["retrain"],
+        )
         generation = selectors.round_get(number=generation.number)
         return Response(_round_payload([generation], many=False), status=201)
 
@@ -156,10 +146,7 @@ class _RoundActionApi(APIView):
     def post(self, request, number: int):
         generation = _get_round(number)
         action = getattr(services, f"round_{self.action_name}")
-        try:
-            action(generation_id=generation.id)
-        except services.RoundError as exc:
-            return _errors(exc)
+        action(generation_id=generation.id)
         return Response(_round_payload([_get_round(number)], many=False))
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from active_learning import selection, strategies
 from active_learning.models import Selection
+from config.errors import StepwiseError
 from config.jobs import KeepAlive, Throttle, holder_alive, worker_identity
 from labeling.models import Assignment, Generation, LabelingTask, Solution
 from labeling.services import tasks_resume, tasks_withdraw
@@ -47,16 +48,22 @@ _ROUND_LOCK = zlib.crc32(b"stepwise.active_learning.rounds")
 _PROGRESS_EVERY_S = 1.0
 
 
-class RoundError(Exception):
-    """A request about a round that cannot be honoured; ``errors`` maps fields to messages."""
+class RoundError(StepwiseError):
+    """A request about a round that cannot be honoured; ``errors`` maps fields to messages
+    (a field-level 400, answered by ``config.exception_handler``)."""
 
     def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        super().__init__(fields=errors)
         self.errors = errors
 
 
 class RoundConflict(RoundError):
-    """The round is in a state that forbids the action (HTTP 409)."""
+    """The round is in a state that forbids the action: a 409 whose detail is the messages."""
+
+    status_code = 409
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": " ".join(m for ms in self.errors.values() for m in ms)}
 
 
 # --------------------------------------------------------------------------- launch

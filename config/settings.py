@@ -133,6 +133,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every app's domain errors (config.errors.StepwiseError) answered in one place.
+    "EXCEPTION_HANDLER": "config.exception_handler.exception_handler",
     # JSON that cannot be stored (NUL, lone surrogates, >64-bit integers, deep nesting) is a
     # field-level 400 (config/parsers.py).
     "DEFAULT_PARSER_CLASSES": [

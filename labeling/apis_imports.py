@@ -11,8 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.imports import IMPORTERS, ImportLineError
-from labeling.imports.common import ImportFileEmpty
+from labeling.imports import IMPORTERS
 from labeling.permissions import IsStepwiseAdmin
 
 # Overridable with settings.STEPWISE_IMPORT_API_MAX_BYTES.
@@ -67,12 +66,8 @@ class ImportCreateApi(APIView):
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         upload.seek(0)
-        try:
-            result = importer(upload.file)
-        except ImportFileEmpty as error:
-            return Response({"file": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
-        except ImportLineError as error:
-            return Response(error.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+        # A bad line (ImportLineError) is answered by config.exception_handler, naming the line.
+        result = importer(upload.file)
         return Response(
             self.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED
         )

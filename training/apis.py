@@ -1,11 +1,11 @@
 """Admin-only HTTP API: PRM versions and their runs; launch training, evaluate, score, activate.
 
-Thin views: validate, call a service, serialize. Domain errors become 400s with a message.
+Thin views: validate, call a service, serialize. Domain errors (``TrainingError``) are
+answered by ``config.exception_handler`` as 400s with a message.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
@@ -24,18 +24,6 @@ from rest_framework.views import APIView
 from labeling.permissions import IsStepwiseAdmin
 from training import sampling, selectors, services
 from training.models import BaseModel, PRMVersion, SamplingRun, TrainingRun
-
-
-def _domain_errors(call):
-    """Run a service; turn its errors into DRF 400s (field-level when it has fields)."""
-    try:
-        return call()
-    except DjangoValidationError as exc:
-        raise ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        ) from exc
-    except services.TrainingError as exc:
-        raise ValidationError({"detail": [str(exc)]}) from exc
 
 
 class RunOutput(serializers.ModelSerializer):
@@ -126,7 +114,7 @@ class PRMVersionListApi(_AdminApi):
                 run = services.training_run_start(prm_version_id=version.id, activate=activate)
             return version, run
 
-        version, run = _domain_errors(launch)
+        version, run = launch()
         return Response(
             {"version": VersionOutput(version).data, "run": RunOutput(run).data},
             status=status.HTTP_201_CREATED,
@@ -150,9 +138,7 @@ class PRMVersionTrainApi(_AdminApi):
         get_object_or_404(PRMVersion, pk=pk)
         data = self.TrainingRetryInput(data=request.data)
         data.is_valid(raise_exception=True)
-        run = _domain_errors(
-            lambda: services.training_run_start(prm_version_id=pk, **data.validated_data)
-        )
+        run = services.training_run_start(prm_version_id=pk, **data.validated_data)
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -166,9 +152,7 @@ class PRMVersionEvaluateApi(_AdminApi):
         data = self.TrainingEvaluateInput(data=request.data)
         data.is_valid(raise_exception=True)
         path = data.validated_data.get("processbench_path") or None
-        run = _domain_errors(
-            lambda: services.evaluation_run_start(prm_version_id=pk, processbench_path=path)
-        )
+        run = services.evaluation_run_start(prm_version_id=pk, processbench_path=path)
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -184,9 +168,7 @@ class PRMVersionScoreApi(_AdminApi):
         data = self.TrainingScoreInput(data=request.data)
         data.is_valid(raise_exception=True)
         ids = data.validated_data.get("solution_ids")
-        run = _domain_errors(
-            lambda: services.scoring_run_start(prm_version_id=pk, solution_ids=ids)
-        )
+        run = services.scoring_run_start(prm_version_id=pk, solution_ids=ids)
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -199,9 +181,7 @@ class PRMVersionActivateApi(_AdminApi):
         get_object_or_404(PRMVersion, pk=pk)
         data = self.TrainingActivateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        version = _domain_errors(
-            lambda: services.prm_version_promote(prm_version_id=pk, **data.validated_data)
-        )
+        version = services.prm_version_promote(prm_version_id=pk, **data.validated_data)
         return Response(VersionOutput(version).data)
 
 
@@ -209,7 +189,7 @@ class PRMVersionRetireApi(_AdminApi):
     @extend_schema(request=None, responses=VersionOutput)
     def post(self, request, pk: int):
         get_object_or_404(PRMVersion, pk=pk)
-        version = _domain_errors(lambda: services.prm_version_retire(prm_version_id=pk))
+        version = services.prm_version_retire(prm_version_id=pk)
         return Response(VersionOutput(version).data)
 
 
@@ -344,9 +324,7 @@ class SamplingRunListApi(_AdminApi):
     def post(self, request):
         data = self.SamplingLaunchInput(data=request.data)
         data.is_valid(raise_exception=True)
-        run, created = _domain_errors(
-            lambda: sampling.sampling_run_start(**data.validated_data, created_by=request.user)
-        )
+        run, created = sampling.sampling_run_start(**data.validated_data, created_by=request.user)
         return Response(
             SamplingRunOutput(run).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

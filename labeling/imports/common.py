@@ -18,6 +18,8 @@ from django.db import connection
 from django.db.models import Model
 from tqdm import tqdm
 
+from config.errors import StepwiseError
+
 # One key for every import: concurrent imports of overlapping files run one after the other,
 # so "exists?" checks and inserts cannot interleave.
 IMPORT_ADVISORY_LOCK = 0x5354_4550  # "STEP"
@@ -25,8 +27,9 @@ IMPORT_ADVISORY_LOCK = 0x5354_4550  # "STEP"
 Source = str | Path | IO[bytes]
 
 
-class ImportLineError(Exception):
-    """A line of an import file is not acceptable; nothing from the file is kept."""
+class ImportLineError(StepwiseError):
+    """A line of an import file is not acceptable; nothing from the file is kept. The API answers
+    it as a 400 naming the line: ``{"line": n, "field": ..., "detail": ...}``."""
 
     def __init__(self, line: int, field: str | None, detail: str) -> None:
         self.line = line
@@ -37,6 +40,9 @@ class ImportLineError(Exception):
 
     def as_dict(self) -> dict[str, Any]:
         return {"line": self.line, "field": self.field, "detail": self.detail}
+
+    def body(self) -> dict[str, Any]:
+        return self.as_dict()
 
 
 class ImportFileEmpty(ImportLineError):
@@ -49,6 +55,9 @@ class ImportFileEmpty(ImportLineError):
 
     def __str__(self) -> str:
         return self.detail
+
+    def body(self) -> dict[str, Any]:
+        return {"file": [self.detail]}
 
 
 def require_lines(result: ImportResult) -> None:

@@ -74,7 +74,7 @@ def test_launch_creates_a_version_and_queues_its_training(tmp_path):
     assert body["run"]["state"] == "queued" and body["run"]["params"] == {"activate": True}
     again = admin.post(f"/api/training/versions/{body['version']['id']}/train/", format="json")
     assert again.status_code == 400
-    assert again.json() == {"detail": ["v1 is already being trained"]}
+    assert again.json() == {"detail": "v1 is already being trained"}
     runs = admin.get(f"/api/training/runs/?prm_version={body['version']['id']}").json()
     assert [r["id"] for r in runs["results"]] == [body["run"]["id"]]
 
@@ -85,7 +85,7 @@ def test_activate_follows_the_promotion_rule():
     worse = _version("worse", step_auroc=0.8)
     refused = admin.post(f"/api/training/versions/{worse.id}/activate/", format="json")
     assert refused.status_code == 400
-    assert "would regress" in refused.json()["detail"][0]
+    assert "would regress" in refused.json()["detail"]
     forced = admin.post(
         f"/api/training/versions/{worse.id}/activate/", {"force": True}, format="json"
     )
@@ -99,7 +99,7 @@ def test_evaluate_and_score_need_a_finished_checkpoint():
     training = PRMVersion.objects.create(name="t", base_model="/m")
     response = admin.post(f"/api/training/versions/{training.id}/score/", format="json")
     assert response.status_code == 400
-    assert "has no finished checkpoint" in response.json()["detail"][0]
+    assert "has no finished checkpoint" in response.json()["detail"]
     ready = _version("r")
     response = admin.post(
         f"/api/training/versions/{ready.id}/evaluate/",

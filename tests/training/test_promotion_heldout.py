@@ -113,7 +113,7 @@ def test_the_api_answers_the_refusal_and_accepts_force():
     v = _version("api-small", step_auroc=0.9, heldout_solutions=4, n_steps=25)
     refused = admin.post(f"/api/training/versions/{v.id}/activate/", format="json")
     assert refused.status_code == 400
-    assert "4 held-out solutions and 25 rated steps, too few" in refused.json()["detail"][0]
+    assert "4 held-out solutions and 25 rated steps, too few" in refused.json()["detail"]
     forced = admin.post(f"/api/training/versions/{v.id}/activate/", {"force": True}, format="json")
     assert forced.status_code == 200 and forced.json()["state"] == "active"
 

@@ -12,13 +12,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from config.errors import StepwiseError
 
-class GeneratorError(Exception):
+
+class GeneratorError(StepwiseError):
     """A generator could not be built or could not sample (bad config, server down, ...).
 
     The message is meant for the admin as it is: it names the generator, the setting or the
-    server that failed.
+    server that failed. Through the API it is a 503 with code ``generator_error``.
     """
+
+    status_code = 503
+    code = "generator_error"
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ import json
 import math
 from typing import Any
 
+from config.errors import StepwiseError
 
-class TrainingError(Exception):
-    """A domain error: shown to the admin as it is (400 in the API)."""
+
+class TrainingError(StepwiseError):
+    """A domain error: shown to the admin as it is (400 in the API, ``{"detail": message}``)."""
 
 
 class PromotionRefused(TrainingError):
