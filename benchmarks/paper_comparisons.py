@@ -572,6 +572,9 @@ def train_config(args, objective: str, output_dir: Path) -> TrainConfig:
         "train_layers": args.train_layers,
         "backbone_layers": args.backbone_layers,
         "frozen_bf16": args.trunk_bf16,
+        "bf16": args.train_bf16,
+        # About one solution per problem here: packing whole problems would share nothing.
+        "share_problems": False,
     }
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     for option in args.train_option:
@@ -826,26 +829,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backbone-layers",
         type=int,
-        default=None,
-        help="keep only the first N layers of the pretrained model (default: all)",
+        default=12,
+        help="keep only the first N layers of the pretrained model (0: all; default: the "
+        "platform's STEPWISE_TRAIN_DEFAULTS)",
     )
-    parser.add_argument("--train-layers", type=int, default=4, help="top layers the PRM/ORM train")
+    parser.add_argument("--train-layers", type=int, default=2, help="top layers the PRM/ORM train")
     parser.add_argument(
         "--state-layer",
         type=int,
         default=None,
         help="layer whose entering states are stored (default: the first trained one)",
     )
-    parser.add_argument("--epochs", type=float, default=3.0, help="PRM epochs")
-    parser.add_argument("--orm-epochs", type=float, default=3.0)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--epochs", type=float, default=2.0, help="PRM epochs")
+    parser.add_argument("--orm-epochs", type=float, default=1.0)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--batch-tokens", type=int, default=4096, help="training batch (twice the updates of 8192)"
+    )
     parser.add_argument("--max-length", type=int, default=4096, help="above the longest input")
     parser.add_argument(
         "--trunk-bf16",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="bf16 for the frozen layers (training and scoring alike); default: the trainer's",
+    )
+    parser.add_argument(
+        "--train-bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 autocast for the trained layers (fp32 master weights); default: on where the "
+        "CPU has native bf16 (2.1x faster steps here), else fp32",
     )
     parser.add_argument(
         "--train-option",
@@ -867,16 +880,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--random-init-row", action="store_true", help="also a randomly initialised row"
     )
-    parser.add_argument("--lexical-c", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0])
+    parser.add_argument("--lexical-c", type=float, nargs="+", default=[0.3, 1.0, 3.0])
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--check-solutions", type=int, default=3)
     parser.add_argument("--skip-bon", action="store_true")
-    parser.add_argument("--bon-gsm8k", type=int, default=16, help="GSM8K test problems")
-    parser.add_argument("--bon-math", type=int, default=16, help="MATH500 problems")
+    parser.add_argument("--bon-gsm8k", type=int, default=2, help="GSM8K test problems")
+    parser.add_argument("--bon-math", type=int, default=1, help="MATH500 problems")
     parser.add_argument("--bon-math-levels", nargs="+", default=["Level 1"])
     parser.add_argument("--bon-samples", type=int, default=64)
     parser.add_argument("--bon-trials", type=int, default=400)
-    parser.add_argument("--bon-batch-rows", type=int, default=32)
+    parser.add_argument("--bon-batch-rows", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-new-tokens", type=int, default=320)
     parser.add_argument("--out", type=Path, default=None, help="result JSON (default: in --work)")
@@ -893,6 +906,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.prm.train import _native_bf16
 
         args.trunk_bf16 = _native_bf16(torch.device("cpu"))
+    if args.train_bf16 is None:
+        from training.prm.train import _native_bf16
+
+        args.train_bf16 = _native_bf16(torch.device("cpu"))
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -914,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_layers": args.train_layers,
         "backbone_layers": args.backbone_layers,
         "trunk_bf16": args.trunk_bf16,
+        "train_bf16": args.train_bf16,
         "validation_only": args.validation_only,
     }
     log(f"data: { {k: len(v) for k, v in data.splits.items()} }")
