@@ -231,6 +231,25 @@ class AssignmentHeartbeatApi(LabelingApi):
         return Response(LeaseOutput(assignment).data)
 
 
+class AssignmentPrefetchApi(LabelingApi):
+    """The next task, leased while the labeler works on this one (asked again: renewed)."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: ClaimOutput,
+            204: OpenApiResponse(description="nothing to prefetch"),
+            409: LEASE_LOST,
+        },
+    )
+    def post(self, request, assignment_id: int):
+        assignment = services.assignment_prefetch(labeler=self.labeler, current_id=assignment_id)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        payload = selectors.assignment_payload(assignment=assignment)
+        return Response(ClaimOutput({"assignment": payload}).data)
+
+
 class AssignmentDraftApi(LabelingApi):
     @extend_schema(request=DraftInput, responses={200: DraftSavedOutput, 409: LEASE_LOST})
     def put(self, request, assignment_id: int):

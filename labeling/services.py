@@ -82,11 +82,12 @@ def lease_duration() -> timedelta:
 # ---------------------------------------------------------------- claiming
 
 
-def _lock_own_assignment(labeler: Labeler) -> Assignment | None:
+def _lock_own_assignment(labeler: Labeler, *, prefetched: bool = False) -> Assignment | None:
+    """The labeler's open lease (or, with ``prefetched``, their prefetched one), locked."""
     return (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("task", "task__generation")
-        .filter(labeler=labeler, state=Assignment.State.ACTIVE)
+        .filter(labeler=labeler, state=Assignment.State.ACTIVE, prefetched=prefetched)
         .first()
     )
 
@@ -178,7 +179,12 @@ def _free_slot(task: LabelingTask, labeler: Labeler, now: datetime) -> tuple[int
 
 
 def _open_assignment(
-    labeler: Labeler, task: LabelingTask, slot: int | None, *, may_have_draft: bool = True
+    labeler: Labeler,
+    task: LabelingTask,
+    slot: int | None,
+    *,
+    may_have_draft: bool = True,
+    prefetched: bool = False,
 ) -> Assignment:
     now = timezone.now()
     # A labeler whose earlier lease on this task was swept gets their draft back.
@@ -195,6 +201,7 @@ def _open_assignment(
         task_kind=task.kind,
         slots=task.labelings_required,
         slot=slot,
+        prefetched=prefetched,
         lease_expires_at=now + lease_duration(),
         draft_state=previous.draft_state if previous else None,
         draft_active_ms=previous.draft_active_ms if previous else None,
@@ -202,7 +209,9 @@ def _open_assignment(
     )
 
 
-def _claim_regular_or_qc(labeler: Labeler, now: datetime, *, phase1: bool) -> Assignment | None:
+def _claim_regular_or_qc(
+    labeler: Labeler, now: datetime, *, phase1: bool, prefetched: bool = False
+) -> Assignment | None:
     qc_items = LabelingTask.objects.filter(
         state=LabelingTask.State.OPEN,
         kind=LabelingTask.Kind.QUALITY_CONTROL,
@@ -216,36 +225,51 @@ def _claim_regular_or_qc(labeler: Labeler, now: datetime, *, phase1: bool) -> As
         if phase1:
             slot, has_draft = _free_slot(task, labeler, now)
             if slot is not None:
-                return _open_assignment(labeler, task, slot=slot, may_have_draft=has_draft)
+                return _open_assignment(
+                    labeler, task, slot=slot, may_have_draft=has_draft, prefetched=prefetched
+                )
             skip.append(task.pk)
             continue
         if task.generation.qc_rate > 0 and random.random() < task.generation.qc_rate:
             qc_task = _shared_item(labeler, qc_items.filter(generation=task.generation))
             if qc_task is not None:
-                return _open_assignment(labeler, qc_task, slot=None)
+                return _open_assignment(labeler, qc_task, slot=None, prefetched=prefetched)
         slot, has_draft = _free_slot(task, labeler, now)
         if slot is not None:
-            return _open_assignment(labeler, task, slot=slot, may_have_draft=has_draft)
+            return _open_assignment(
+                labeler, task, slot=slot, may_have_draft=has_draft, prefetched=prefetched
+            )
         skip.append(task.pk)  # filled by a claim that committed after our snapshot
     if phase1:
         return None
     # No regular work left: QC items still go to every labeler.
     qc_task = _shared_item(labeler, qc_items)
-    return _open_assignment(labeler, qc_task, slot=None) if qc_task else None
+    if qc_task is None:
+        return None
+    return _open_assignment(labeler, qc_task, slot=None, prefetched=prefetched)
 
 
 def _claim_once(labeler: Labeler, *, phase1: bool = False) -> Assignment | None:
     now = timezone.now()
-    own = _lock_own_assignment(labeler)
-    if own is not None and _task_cancelled(own.task):
-        own.state = Assignment.State.WITHDRAWN
-        own.save(update_fields=["state"])
-        own = None
+    # The open lease first, else a prefetched one (it becomes the open lease): one query.
+    own = None
+    for held in (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("task", "task__generation")
+        .filter(labeler=labeler, state=Assignment.State.ACTIVE)
+        .order_by("prefetched")
+    ):
+        if _task_cancelled(held.task):
+            held.state = Assignment.State.WITHDRAWN
+            held.save(update_fields=["state"])
+        elif own is None:
+            own = held
     if own is not None:
         # Their own open lease comes back first; one that lapsed but was not yet swept still
         # holds its slot, so it can simply be renewed.
         own.lease_expires_at = now + lease_duration()
-        own.save(update_fields=["lease_expires_at"])
+        own.prefetched = False
+        own.save(update_fields=["lease_expires_at", "prefetched"])
         return own
     if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
         labeler = Labeler.objects.get(pk=labeler.pk)  # may have just been screened
@@ -285,6 +309,47 @@ def assignment_claim(*, labeler: Labeler, phase1: bool = False) -> Assignment | 
         except IntegrityError:
             continue
     raise LeaseLost("could not claim a task, please retry")
+
+
+def _prefetch_once(labeler: Labeler, current_id: int) -> Assignment | None:
+    now = timezone.now()
+    current = _lock_own_assignment_by_id(assignment_id=current_id, labeler=labeler)
+    _ensure_lease_live(current, now)
+    if current.prefetched or current.task.generation.strategy == PHASE1_STRATEGY:
+        return None  # only the open lease of a phase-2 task prefetches
+    held = _lock_own_assignment(labeler, prefetched=True)
+    if held is not None and _task_cancelled(held.task):
+        held.state = Assignment.State.WITHDRAWN
+        held.save(update_fields=["state"])
+        held = None
+    if held is not None:
+        # Asked again (every heartbeat): the same lease, renewed, so it lapses only with the
+        # labeler's session and not while they are busy with the current task.
+        held.lease_expires_at = now + lease_duration()
+        held.save(update_fields=["lease_expires_at"])
+        return held
+    labeler = Labeler.objects.get(pk=labeler.pk)
+    if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
+        return None  # screening items are served one at a time
+    return _claim_regular_or_qc(labeler, now, phase1=False, prefetched=True)
+
+
+def assignment_prefetch(*, labeler: Labeler, current_id: int) -> Assignment | None:
+    """Lease the task after ``current_id`` while the labeler still works on it; None if none.
+
+    A real lease, taken like a claim (same order, same locks, same slot rules), marked
+    ``prefetched``: a labeler holds at most one besides their open lease. It is renewed each time
+    it is asked for again, expires and is swept like any lease when the labeler goes away, and
+    becomes the open lease when the current one is submitted (``assignment_submit``) or lost (the
+    next claim). docs/task-leasing.md.
+    """
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _prefetch_once(labeler, current_id)
+        except IntegrityError:
+            continue
+    raise LeaseLost("could not prefetch a task, please retry")
 
 
 # ---------------------------------------------------------------- leases and drafts
@@ -597,7 +662,15 @@ def assignment_submit(
     assignment.state = Assignment.State.SUBMITTED
     assignment.labeling = labeling
     assignment.finished_at = now
-    assignment.save(update_fields=["state", "labeling", "finished_at"])
+    assignment.prefetched = False
+    assignment.save(update_fields=["state", "labeling", "finished_at", "prefetched"])
+    # The next task the page already shows becomes the labeler's open lease.
+    if not Assignment.objects.filter(
+        labeler=labeler, state=Assignment.State.ACTIVE, prefetched=False
+    ).exists():
+        Assignment.objects.filter(
+            labeler=labeler, state=Assignment.State.ACTIVE, prefetched=True
+        ).update(prefetched=False, lease_expires_at=now + lease_duration())
 
     task = assignment.task
     if task.kind == LabelingTask.Kind.REGULAR:
