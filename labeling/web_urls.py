@@ -2,6 +2,7 @@
 sends each role where it works (labelers to the workspace, admins to the console)."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, path, resolve
@@ -34,6 +35,14 @@ def interactive(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def interactive_rounds(request: HttpRequest) -> HttpResponse:
+    """Admins: create phase-1 rounds and follow them (the API does the work)."""
+    if not is_stepwise_admin(request):
+        raise PermissionDenied
+    return render(request, "labeling/interactive_rounds.html")
+
+
+@login_required
 def me(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/me.html")
 
@@ -42,5 +51,6 @@ urlpatterns = [
     path("", home, name="home"),
     path("label/", workspace, name="label"),
     path("label/interactive/", interactive, name="label-interactive"),
+    path("label/interactive/rounds/", interactive_rounds, name="label-interactive-rounds"),
     path("me/", me, name="me"),
 ]

@@ -14,6 +14,7 @@ import "./interactive.css";
 import { ApiError, NetworkError } from "./api";
 import { ActiveTimer } from "./activity";
 import { el, formatDuration, kbd } from "./dom";
+import { renderRounds } from "./interactive_rounds";
 import { renderAnswer, renderStepText } from "./math";
 
 type Rating = -1 | 0 | 1;
@@ -767,6 +768,8 @@ function boot(): void {
   const root = document.getElementById("app");
   if (root && document.body.dataset.page === "interactive") {
     void new Interactive(root).start();
+  } else if (root && document.body.dataset.page === "phase1-rounds") {
+    void renderRounds(root, call);
   }
 }
 

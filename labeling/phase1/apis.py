@@ -241,7 +241,11 @@ class Phase1EndApi(Phase1Api):
 
 
 class RoundInput(serializers.Serializer):
-    problem_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=True)
+    problem_ids = serializers.ListField(
+        child=serializers.IntegerField(), allow_empty=True, required=False
+    )
+    split = serializers.CharField(required=False, allow_blank=True, default="")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
     generator = serializers.CharField(required=False)
     k = serializers.IntegerField(required=False, default=4)
     labelings_per_problem = serializers.IntegerField(required=False, default=1)
@@ -264,7 +268,8 @@ class RoundOutput(serializers.Serializer):
 
 
 class Phase1RoundsApi(APIView):
-    """Admins: create a phase-1 round, list them."""
+    """Admins: create a phase-1 round (``problem_ids``, or the first ``limit`` problems of an
+    optional ``split``), list them."""
 
     permission_classes = [IsStepwiseAdmin]
 
@@ -274,13 +279,20 @@ class Phase1RoundsApi(APIView):
 
     @extend_schema(request=RoundInput, responses={201: RoundOutput})
     def post(self, request):
-        from training.sampling import default_generator
+        from training.sampling import default_generator, problems_select
 
         data = RoundInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         values["generator"] = values.get("generator") or default_generator()
+        split, limit = values.pop("split"), values.pop("limit", None)
         try:
+            if values.get("problem_ids") is None:
+                if limit is None:
+                    raise ValidationError(
+                        {"problem_ids": ["Give problem_ids, or limit (with an optional split)."]}
+                    )
+                values["problem_ids"] = problems_select(split=split or None, limit=limit)
             generation = services.phase1_round_create(**values, launched_by=request.user)
         except ValidationError as exc:
             return Response(exc.message_dict, status=status.HTTP_400_BAD_REQUEST)

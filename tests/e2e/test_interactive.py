@@ -155,3 +155,43 @@ def test_a_whole_trajectory_by_keyboard(page, live_server, phase1_round, shared_
     imported = Labeling.objects.exclude(pk=labeling.pk).get()
     assert labeling_rows(imported) == labeling_rows(labeling)
     assert list(iter_prm800k_lines())[1] == line
+
+
+def test_admin_creates_a_phase1_round_from_the_page(page, live_server, settings, tiny_model):
+    from labeling.models import Generation, LabelingTask, Problem
+
+    settings.STEPWISE_GENERATORS = {
+        **settings.STEPWISE_GENERATORS,
+        "tiny-local": {"backend": "local", "model": str(tiny_model), "chat": False},
+    }
+    for i in range(3):
+        Problem.objects.create(
+            text=f"What is {i} + {i}?", reference_answer=str(2 * i), split="test"
+        )
+    admin = make_labeler("p1admin")
+    admin.role = "admin"
+    admin.save()
+    log_in(page, "p1admin", "/label/interactive/rounds/")
+    page.select_option("#p1-generator", "tiny-local")
+    page.fill("#p1-k", "0")
+    page.click(".p1-round-form button[type=submit]")
+    expect(page.locator("#p1-k + .field-error")).to_contain_text("candidates")
+    assert not Generation.objects.filter(strategy="phase1").exists()
+    page.fill("#p1-k", "3")
+    page.fill("#p1-limit", "2")
+    page.fill("#p1-split", "test")
+    page.fill("#p1-labelings_per_problem", "2")
+    page.click(".p1-round-form button[type=submit]")
+    expect(page.locator("tr[data-round]")).to_have_count(1)
+    expect(page.locator("tr[data-round] td").nth(6)).to_have_text("0 / 2")
+    snap(page, "interactive-rounds")
+    generation = Generation.objects.get(strategy="phase1")
+    assert generation.strategy_params["k"] == 3
+    assert LabelingTask.objects.filter(generation=generation, labelings_required=2).count() == 2
+
+    # Labelers get a 403 on the page, and the API refuses them.
+    make_labeler("p1labeler")
+    page.context.clear_cookies()
+    log_in(page, "p1labeler", "/label/interactive/")
+    response = page.goto("/label/interactive/rounds/")
+    assert response.status == 403

@@ -102,6 +102,8 @@ def test_round_creation_checks_fields_and_is_for_admins(generator):
     assert set(errors) >= {"problem_ids", "generator", "k", "top_p"}
     assert "No such problems" in errors["problem_ids"][0]
     assert not LabelingTask.objects.exists()
+    response = client_for(admin).post(url, {"generator": "scripted"}, format="json")
+    assert response.status_code == 400 and "limit" in response.json()["problem_ids"][0]
 
     problem = Problem.objects.create(text="What is 1+1?", reference_answer="2")
     chat = {"backend": "openai", "base_url": generator.base_url, "model": "m"}
