@@ -1,15 +1,17 @@
-"""The wait between tasks in the labeler's workspace: the next task riding on the submit
-(``claim_next``, one round trip) against the submit-then-claim path (two round trips), and both
+"""The wait between tasks in the labeler's workspace, three ways in one run: the next task
+leased ahead (prefetch, the default), the next task riding on the submit (``claim_next``, one
+round trip), and the submit followed by a claim (two round trips, the path before both); all
 against one API round trip from the page.
 
     python benchmarks/bench_workspace.py --tasks 30
 
-A scratch database (``bench_workspace``) gets one labeler and 2 x ``--tasks`` generation-0 tasks
+A scratch database (``bench_workspace``) gets one labeler and 3 x ``--tasks`` generation-0 tasks
 (6 steps each, with inline and display math). gunicorn serves the app as ``dev.py up`` does
 (DEBUG off, 2 workers x 4 threads here), and headless Chromium labels every task by keyboard:
-``1`` on each step, then ``s``; first ``--tasks`` tasks on ``/label/?claim_next=0`` (the submit,
-then a claim of its own: the path before claim_next), then ``--tasks`` on ``/label/``.
-Measured in the page (``performance`` marks set by the workspace):
+``1`` on each step, then ``s``: ``--tasks`` tasks on ``/label/?claim_next=0&prefetch=0``, then
+``--tasks`` on ``/label/?prefetch=0``, then ``--tasks`` on ``/label/``. With prefetch the script
+waits for the page's prefetch to answer before rating (a person takes far longer than one round
+trip to rate six steps). Measured in the page (``performance`` marks set by the workspace):
 
 - switch: from pressing ``s`` (the workspace's ``stepwise:finish`` mark) to the next task's rows
   built, KaTeX included (``stepwise:shown``): the request(s) and the rendering.
@@ -104,11 +106,18 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _label(page, path: str, n_tasks: int) -> tuple[list[float], list[dict[str, float]]]:
+def _label(
+    page, path: str, n_tasks: int, *, prefetch: bool = False
+) -> tuple[list[float], list[dict[str, float]]]:
     """Labels ``n_tasks`` tasks on ``path``; returns the switch times and their phases."""
     page.goto(path)
     for _ in range(n_tasks):
         page.wait_for_selector("#step-0:not([hidden])")
+        if prefetch:
+            page.wait_for_function(
+                "() => performance.getEntriesByName('stepwise:prefetched').length >="
+                " performance.getEntriesByName('stepwise:shown').length"
+            )
         n_steps = page.locator("#steps .item-step").count()
         for _ in range(n_steps):
             page.keyboard.press("1")
@@ -165,7 +174,7 @@ def main() -> int:
     url = recreate_database(DATABASE)
     os.environ["DATABASE_URL"] = url
     setup_django()
-    _seed(2 * args.tasks)
+    _seed(3 * args.tasks)
 
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "0"}
@@ -199,8 +208,9 @@ def main() -> int:
             page.fill("input[name=password]", PASSWORD)
             page.click("#sign-in")
             page.wait_for_selector("#step-0:not([hidden])")
-            two_trips = _label(page, "/label/?claim_next=0", args.tasks)
-            one_trip = _label(page, "/label/", args.tasks)
+            two_trips = _label(page, "/label/?claim_next=0&prefetch=0", args.tasks)
+            one_trip = _label(page, "/label/?prefetch=0", args.tasks)
+            ahead = _label(page, "/label/", args.tasks, prefetch=True)
             ping_ms = page.evaluate(
                 """async (n) => {
                   const out = [];
@@ -223,18 +233,23 @@ def main() -> int:
 
     labelings = Labeling.objects.count()
     per_task = set(Labeling.objects.values_list("task_id", flat=True))
-    n_tasks = 2 * args.tasks
-    one, two = _summary(*one_trip), _summary(*two_trips)
+    n_tasks = 3 * args.tasks
+    pre, one, two = _summary(*ahead), _summary(*one_trip), _summary(*two_trips)
     ping_p50 = statistics.median(ping_ms)
     report = {
         "tasks": n_tasks,
+        "prefetched": pre,
         "next_with_submit": one,
         "submit_then_claim": two,
         "ping_ms_p50": round(ping_p50, 1),
         "ping_ms_p95": round(_pct(ping_ms, 0.95), 1),
+        "ratio_prefetched_to_submit_then_claim_p50": round(
+            pre["switch_ms_p50"] / two["switch_ms_p50"], 3
+        ),
         "ratio_next_with_submit_to_submit_then_claim_p50": round(
             one["switch_ms_p50"] / two["switch_ms_p50"], 2
         ),
+        "ratio_prefetched_to_ping_p50": round(pre["switch_ms_p50"] / ping_p50, 2),
         "ratio_next_with_submit_to_ping_p50": round(one["switch_ms_p50"] / ping_p50, 2),
         "ratio_submit_then_claim_to_ping_p50": round(two["switch_ms_p50"] / ping_p50, 2),
         "labelings": labelings,

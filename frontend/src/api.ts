@@ -130,6 +130,12 @@ export async function claim(): Promise<Assignment | null> {
   return res ? res.assignment : null;
 }
 
+/** Leases the task after `id` while `id` is worked on (null: nothing to prefetch). */
+export async function prefetch(id: number): Promise<Assignment | null> {
+  const res = await request<{ assignment: Assignment }>("POST", `${BASE}/assignments/${id}/prefetch/`);
+  return res ? res.assignment : null;
+}
+
 export async function heartbeat(id: number): Promise<{ lease_expires_at: string }> {
   return (await request("POST", `${BASE}/assignments/${id}/heartbeat/`)) as {
     lease_expires_at: string;

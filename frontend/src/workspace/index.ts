@@ -9,11 +9,12 @@
 // - every change is written to localStorage at once (`draft:<assignment>`), and sent to the
 //   server as the assignment's draft: immediately after a rating or undo, debounced otherwise;
 // - a finished labeling goes to the outbox before it is sent (see outbox.ts).
-// Between tasks: a claim returns the labeler's own open assignment first, so the next task cannot
-// be leased before the current one is submitted. The submit therefore carries `claim_next` and
-// its answer brings the next task: one round trip from pressing `s` to the next task's rows
-// (built in one go, KaTeX included). A second lease held ahead would break "one open lease per
-// labeler" and park a slot of work with a labeler who may never come back to it.
+// Between tasks: while the labeler works, the page leases the next task ahead (`prefetch/`: a
+// real lease, marked prefetched, renewed with every heartbeat). Pressing `s` shows it at once
+// (its rows built in one go, KaTeX included) while the submit goes out in the background; the
+// server makes it the open lease when the submit lands. Without a prefetched task (none yet,
+// or none left), the submit carries `claim_next` and its answer brings the next task: one
+// round trip. docs/workspace.md, "Between tasks".
 import * as api from "../api";
 import { ApiError, NetworkError } from "../api";
 import { ActiveTimer } from "../activity";
@@ -83,10 +84,18 @@ export class Workspace {
   private conflicted = false;
   private emptyPoll: number | undefined;
   private dialogReason: FinishReason | null = null;
+  /** The next task, leased ahead for the task now open (`prefetchedFor`). */
+  private prefetched: Assignment | null = null;
+  private prefetchedFor: number | null = null;
+  private readonly prefetchOn: boolean;
+  private flushing: Promise<NextTask> | null = null;
 
   constructor(root: HTMLElement, username: string) {
     this.store = new LocalStore(`stepwise:${username}:`);
-    this.outbox = new Outbox(this.store, new URLSearchParams(window.location.search).get("claim_next") !== "0");
+    // ?claim_next=0 and ?prefetch=0 take the older paths (benchmarks/bench_workspace.py).
+    const params = new URLSearchParams(window.location.search);
+    this.outbox = new Outbox(this.store, params.get("claim_next") !== "0");
+    this.prefetchOn = params.get("prefetch") !== "0";
     this.tabs = new TabWatch(`stepwise:${username}`, () => this.sameTaskElsewhere());
     this.view = new WorkspaceView(root, {
       rate: (focus, rating) => this.apply((a, s) => rate(a, focusOn(a, s, focus), rating), true),
@@ -124,15 +133,8 @@ export class Workspace {
   private async loadNext(): Promise<void> {
     window.clearTimeout(this.emptyPoll);
     this.setStatus("Loading…");
-    const next: NextTask = await this.outbox.flush({
-      sent: (result) => {
-        const words = REASON_WORDS[result.finish_reason] ?? result.finish_reason;
-        this.setStatus(`Submitted (${words})`, "saved");
-        this.view.confirm(`Submitted: ${words}. Thank you!`);
-      },
-      offline: () => this.setStatus("Offline: your labeling is kept on this device and will be sent…", "offline"),
-      refused: (message) => this.view.showNotice(`Your labeling was not accepted: ${message}`),
-    });
+    this.prefetched = null;
+    const next: NextTask = await this.sendOutbox(true);
     performance.mark("stepwise:sent");
     if (next !== undefined) {
       performance.mark("stepwise:claimed");
@@ -177,6 +179,69 @@ export class Workspace {
     this.show(assignment);
   }
 
+  /** Sends the outbox (one flush at a time); `askForNext`: the answer may bring the next task. */
+  private sendOutbox(askForNext: boolean, onTaskKept?: () => void): Promise<NextTask> {
+    const run = async (): Promise<NextTask> => {
+      if (this.flushing) {
+        await this.flushing; // an earlier flush still running: let it finish first
+      }
+      return this.outbox.flush(
+        {
+          sent: (result) => {
+            const words = REASON_WORDS[result.finish_reason] ?? result.finish_reason;
+            if (!this.assignment) {
+              this.setStatus(`Submitted (${words})`, "saved");
+            }
+            this.view.confirm(`Submitted: ${words}. Thank you!`);
+          },
+          offline: () => {
+            const text = "Offline: your labeling is kept on this device and will be sent…";
+            if (this.assignment) {
+              this.view.confirm(text); // the next task is already on screen
+            } else {
+              this.setStatus(text, "offline");
+            }
+          },
+          refused: (message, taskKept) => {
+            this.view.showNotice(`Your labeling was not accepted: ${message}`);
+            if (taskKept) {
+              onTaskKept?.();
+            }
+          },
+        },
+        askForNext,
+      );
+    };
+    const flushing = run();
+    this.flushing = flushing;
+    void flushing.finally(() => {
+      if (this.flushing === flushing) {
+        this.flushing = null;
+      }
+    });
+    return flushing;
+  }
+
+  /** Leases the next task while this one is worked on (asked again: the lease is renewed). */
+  private async prefetchNext(): Promise<void> {
+    const a = this.assignment;
+    if (!a || !this.prefetchOn) {
+      return;
+    }
+    try {
+      const next = await api.prefetch(a.id);
+      if (this.assignment === a) {
+        this.prefetched = next;
+        this.prefetchedFor = a.id;
+      }
+    } catch {
+      // Not fatal: without a prefetched task the submit brings the next one (claim_next).
+    } finally {
+      // Read by benchmarks/bench_workspace.py (a labeler takes longer than this to rate).
+      performance.mark("stepwise:prefetched");
+    }
+  }
+
   private showEmpty(detail: string | null): void {
     this.assignment = null;
     this.state = null;
@@ -192,7 +257,11 @@ export class Workspace {
     this.assignment = a;
     this.undoStack = [];
     this.conflicted = false;
-    this.store.pruneDrafts(a.id);
+    // A prefetch belongs to the task it was made for; this task asks for its own (the server
+    // hands back the same lease if one is held).
+    this.prefetched = null;
+    this.prefetchedFor = null;
+    this.store.pruneDrafts(a.id, ...this.outbox.pendingIds());
     // The newer of the server draft and this browser's copy wins (higher rev).
     const local = this.store.get<LocalDraft>(`draft:${a.id}`);
     const fromServer = a.draft ? restoreState(a, a.draft.state) : null;
@@ -225,6 +294,7 @@ export class Workspace {
     window.scrollTo({ top: 0 });
     // Read by benchmarks/bench_workspace.py: the time from finishing one task to the next shown.
     performance.mark("stepwise:shown");
+    void this.prefetchNext();
   }
 
   private stopTask(): void {
@@ -394,6 +464,8 @@ export class Workspace {
     if (!a || this.busy) {
       return;
     }
+    // The prefetched lease is renewed along with this one (or taken now, if none was free).
+    void this.prefetchNext();
     if (this.timer.ms > this.savedActiveMs + 1_000 && !this.conflicted) {
       // A draft save also extends the lease, and keeps the server's active time current.
       await this.saveDraft();
@@ -526,6 +598,29 @@ export class Workspace {
     this.view.taskView.classList.add("leaving");
     this.setStatus("Submitting…", "saving");
     this.view.hideNotice();
+    const next = this.prefetchedFor === a.id ? this.prefetched : null;
+    if (next) {
+      // The next task is already leased: show it now, send the labeling behind it.
+      this.prefetched = null;
+      this.prefetchedFor = null;
+      performance.mark("stepwise:sent");
+      performance.mark("stepwise:claimed");
+      this.show(next);
+      let kept = false;
+      await this.sendOutbox(false, () => {
+        kept = true;
+      });
+      if (kept && this.assignment === next && !this.busy) {
+        // The labeling came back refused (400): its task is still the open lease, so the claim
+        // brings it back with its ratings to be fixed; the task shown meanwhile stays leased
+        // (prefetched) and comes back after it, with whatever was rated on it.
+        this.stopTask();
+        this.assignment = null;
+        this.state = null;
+        await this.loadNext();
+      }
+      return;
+    }
     await this.loadNext();
   }
 

@@ -18,7 +18,8 @@ export interface OutboxEntry {
 export interface OutboxReport {
   sent(result: api.SubmitResult): void;
   offline(): void;
-  refused(message: string): void;
+  /** Refused for good; `taskKept`: a 400, so the task stays open to be fixed. */
+  refused(message: string, taskKept: boolean): void;
 }
 
 /** The next task handed back with the last submit: an assignment, null for "no work", or
@@ -41,8 +42,14 @@ export class Outbox {
     this.store.set("outbox", entries);
   }
 
-  /** Sends queued labelings in order, retrying network failures until each gets an answer. */
-  async flush(report: OutboxReport): Promise<NextTask> {
+  /** Assignments whose labelings still wait here (their local drafts are kept until sent). */
+  pendingIds(): number[] {
+    return (this.store.get<OutboxEntry[]>("outbox") ?? []).map((e) => e.assignmentId);
+  }
+
+  /** Sends queued labelings in order, retrying network failures until each gets an answer.
+   * `askForNext` false: the page already has its next task (prefetched). */
+  async flush(report: OutboxReport, askForNext = true): Promise<NextTask> {
     let next: NextTask = undefined;
     for (let guard = 0; guard < 100; guard++) {
       const entries = this.store.get<OutboxEntry[]>("outbox") ?? [];
@@ -50,7 +57,7 @@ export class Outbox {
       if (!entry) {
         return next;
       }
-      const body = { ...entry.body, claim_next: this.claimNext && entries.length === 1 };
+      const body = { ...entry.body, claim_next: askForNext && this.claimNext && entries.length === 1 };
       let delay = 1_000;
       let keepDraft = false;
       next = undefined;
@@ -71,8 +78,8 @@ export class Outbox {
           }
           // Refused for good. A 400 leaves the task open: keep its draft so it comes back with
           // its ratings to be fixed. Otherwise (lease lost, forbidden) the work cannot be kept.
-          report.refused((err as Error).message);
           keepDraft = err instanceof ApiError && err.status === 400;
+          report.refused((err as Error).message, keepDraft);
           break;
         }
       }

@@ -29,13 +29,14 @@ export class LocalStore {
     }
   }
 
-  /** Drops drafts of assignments other than `keepId` (finished or lost leases). */
-  pruneDrafts(keepId: number): void {
+  /** Drops drafts of assignments other than `keepIds` (finished or lost leases). */
+  pruneDrafts(...keepIds: number[]): void {
     try {
+      const keep = new Set(keepIds.map((id) => `${this.prefix}draft:${id}`));
       const stale: string[] = [];
       for (let i = 0; i < window.localStorage.length; i++) {
         const key = window.localStorage.key(i);
-        if (key?.startsWith(`${this.prefix}draft:`) && key !== `${this.prefix}draft:${keepId}`) {
+        if (key?.startsWith(`${this.prefix}draft:`) && !keep.has(key)) {
           stale.push(key);
         }
       }
