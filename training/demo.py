@@ -55,7 +55,7 @@ def demo_loop_start(*, base_model: str, created_by=None) -> DemoLoop:
             # Its message may have died with an earlier run of the set-up: send it again. A
             # second delivery is harmless (the claim ignores a run another worker holds).
             found = loop.sampling_run
-            transaction.on_commit(lambda: sampling._enqueue(found))
+            transaction.on_commit(lambda: sampling.enqueue_run(found))
 
     model = BaseModel.objects.filter(name=base_model).first()
     if model is None or not model.found:
