@@ -135,11 +135,11 @@ def _timestamp(number: int, text: str) -> datetime:
         return timestamp.replace(tzinfo=UTC)
     try:
         # Stored in UTC: a moment before year 1 there would be stored as 1 BC and come back
-        # changed, so it is refused.
+        # changed, and one after 9999 could not be read back into Python; both are refused.
         timestamp.astimezone(UTC)
     except OverflowError:
         raise ImportLineError(
-            number, "timestamp", f"must fall in year 1 or later in UTC, got {text!r}"
+            number, "timestamp", f"must fall between years 1 and 9999 in UTC, got {text!r}"
         ) from None
     return timestamp
 
