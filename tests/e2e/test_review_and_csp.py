@@ -4,6 +4,7 @@ Content-Security-Policy with no violation (workspace, /me/, each console page, /
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -82,7 +83,12 @@ def test_review_a_labeling_and_make_it_gold(page):
     # Open bob's labeling from his rating of the disputed step.
     row.locator("a", has_text="bob").click()
     page.wait_for_url(f"**/console/review/labelings/{world['bob'].pk}/#step-1")
-    expect(page.locator("#step-1")).to_have_class("item item-step rated readonly focused")
+    expect(page.locator("#step-1")).to_have_class(re.compile(r"\bfocused\b"))
+    expect(page.locator("#step-1")).to_have_attribute("data-rating", "-1")
+    # The workspace's own rows: the reference answer sits beside the final step (hidden here,
+    # as bob never reached it), and nothing of the work bars shows.
+    expect(page.locator("#step-3 #reference-beside")).to_be_hidden()
+    expect(page.locator(".finish-bar")).to_be_hidden()
     expect(page.locator("#step-0 button.rate-great")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#step-1 button.rate-bad")).to_have_attribute("aria-pressed", "true")
     assert page.locator("#step-1 button:enabled").count() == 0  # read-only

@@ -1,13 +1,14 @@
-// One labeling, read-only, as its labeler saw it (/console/review/labelings/<id>/): the problem
-// and reference answer, then the rows the workspace showed with the labeler's ratings and flags
-// pressed, alternatives under the Bad step they were offered for. Built from the same markup
-// classes and the same math rendering as the workspace (styles.css, math.ts), with every
-// control disabled; the steps the labeler never reached are folded away below.
+// One labeling, read-only, as its labeler saw it (/console/review/labelings/<id>/): drawn by the
+// workspace's own view (workspace/view.ts, styles.css, math.ts) from the labeling, with the
+// labeler's ratings and flags pressed, alternatives under the Bad step they were offered for,
+// every control disabled; the steps the labeler never reached are folded away below.
 // The gold form posts the labeling to /api/labeling/admin/gold/ (screening or a round's QC).
 import "../styles.css";
 import "./review.css";
 import { call, ConsoleApiError } from "./api";
-import { renderAnswer, renderMathText, renderStepText } from "../math";
+import type { Assignment } from "../labeling";
+import { renderStepText } from "../math";
+import { type ViewHandlers, WorkspaceView } from "../workspace/view";
 
 type Rating = -1 | 0 | 1 | null;
 
@@ -110,48 +111,77 @@ function row(
   );
 }
 
-/** Builds the read-only view of one labeling into `root`. */
-export function renderLabeling(doc: Document, root: HTMLElement, detail: ReviewDetail): void {
-  const problemText = node(doc, "div", { id: "problem-text", class: "math-text" });
-  renderMathText(problemText, detail.problem.text);
-  const answer = node(doc, "span", { id: "reference-answer", class: "answer" });
-  renderAnswer(answer, detail.problem.reference_answer);
+const NO_HANDLERS: ViewHandlers = {
+  rate: () => undefined,
+  flag: () => undefined,
+  focus: () => undefined,
+  submit: () => undefined,
+  undo: () => undefined,
+  openReason: () => undefined,
+  sendReason: () => undefined,
+  checkAgain: () => undefined,
+};
 
-  const rows: HTMLElement[] = [];
-  for (const step of detail.steps) {
-    const n = step.position + 1;
-    rows.push(row(doc, "step", `step-${step.position}`, `Step ${n}`, step.text, step.rating, step.flagged));
-    if (step.alternatives.length) {
-      rows.push(
-        node(doc, "li", { class: "alt-header" }, node(doc, "h3", {}, `Step ${n} is Bad. Rate these alternatives for it:`)),
-      );
-      step.alternatives.forEach((alt, j) => {
-        const title = `Alternative ${j + 1} for step ${n}${step.chosen_completion === alt.position ? " (chosen)" : ""}`;
-        rows.push(row(doc, "alt", `alt-${step.position}-${j}`, title, alt.text, alt.rating, alt.flagged));
-      });
+/** The labeling as the task the workspace was given: every step of the solution, each with the
+ * alternatives the labeler rated for it. */
+function asAssignment(detail: ReviewDetail): Assignment {
+  const rated = detail.steps.map((s) => ({
+    position: s.position,
+    text: s.text,
+    alternatives: s.alternatives.map((a) => ({ position: a.position, text: a.text })),
+  }));
+  const unreached = detail.unreached.map((u) => ({ position: u.position, text: u.text, alternatives: [] }));
+  return {
+    id: detail.id,
+    lease_expires_at: "",
+    problem: { text: detail.problem.text, reference_answer: detail.problem.reference_answer },
+    steps: [...rated, ...unreached],
+    draft: null,
+  };
+}
+
+/** Builds the read-only view of one labeling into `root` with the workspace's own view
+ * (workspace/view.ts): the rows the labeler reached, painted with their ratings and flags, the
+ * rest hidden as the workspace hides them; every control disabled, the work bars left out. */
+export function renderLabeling(doc: Document, root: HTMLElement, detail: ReviewDetail, focusId = ""): void {
+  const view = new WorkspaceView(root, NO_HANDLERS);
+  view.showTask(asAssignment(detail));
+  detail.steps.forEach((step, i) => {
+    const li = view.rows.steps[i];
+    view.paintRow(li, step.rating, step.flagged, li.id === focusId);
+    li.classList.add("readonly");
+    const header = view.rows.altHeaders.get(i);
+    if (header) {
+      header.hidden = false;
     }
+    step.alternatives.forEach((alt, j) => {
+      const row = view.rows.alts.get(i)?.[j];
+      if (row) {
+        view.paintRow(row, alt.rating, alt.flagged, row.id === focusId);
+        row.classList.add("readonly");
+        if (step.chosen_completion === alt.position) {
+          row.querySelector(".item-title")?.append(" (chosen)");
+        }
+      }
+    });
     if (step.human_completion?.text) {
-      rows.push(
-        row(doc, "alt", `human-${step.position}`, `Step ${n} as the labeler wrote it`, step.human_completion.text, step.human_completion.rating, false),
-      );
+      // Phase 1: the step the labeler wrote themselves, under the row it replaced.
+      const n = step.position + 1;
+      const human = row(doc, "alt", `human-${step.position}`, `Step ${n} as the labeler wrote it`, step.human_completion.text, step.human_completion.rating, false);
+      (header ?? li).after(human);
     }
-  }
-  const list = node(doc, "ol", { id: "steps", class: "steps", "aria-label": "Solution steps as rated" }, ...rows);
+  });
   if (!detail.steps.length) {
-    list.append(node(doc, "li", { class: "item muted" }, "The labeler rated no step."));
+    view.stepList.prepend(node(doc, "li", { class: "item muted" }, "The labeler rated no step."));
   }
+  // What the labeler worked with, not what they worked on: no status, queue, finish bar, keys.
+  root.querySelectorAll<HTMLElement>(".status-bar, .finish-bar, #key-legend, #no-work, #notice, #confirmation").forEach((n) => {
+    n.hidden = true;
+  });
+  root.querySelectorAll<HTMLButtonElement>("#steps button").forEach((b) => {
+    b.disabled = true;
+  });
 
-  const parts: HTMLElement[] = [
-    node(
-      doc,
-      "section",
-      { class: "problem", "aria-labelledby": "problem-heading" },
-      node(doc, "h2", { id: "problem-heading" }, "Problem"),
-      problemText,
-      node(doc, "p", { class: "answer-line" }, "Reference answer: ", answer),
-    ),
-    list,
-  ];
   if (detail.unreached.length) {
     const hidden = node(doc, "ol", { class: "steps unreached", start: String(detail.unreached[0].position + 1) });
     for (const step of detail.unreached) {
@@ -167,7 +197,7 @@ export function renderLabeling(doc: Document, root: HTMLElement, detail: ReviewD
       );
     }
     const count = detail.unreached.length;
-    parts.push(
+    view.stepList.after(
       node(
         doc,
         "details",
@@ -177,7 +207,6 @@ export function renderLabeling(doc: Document, root: HTMLElement, detail: ReviewD
       ),
     );
   }
-  root.replaceChildren(...parts);
 }
 
 function startGoldForm(doc: Document, detail: ReviewDetail & { solution: { id: number } }): void {
@@ -236,14 +265,12 @@ function boot(): void {
     return;
   }
   const detail = JSON.parse(data.textContent ?? "{}") as ReviewDetail & { solution: { id: number } };
-  renderLabeling(document, root, detail);
+  // A link to #step-N (from a flagged or disputed step) lands on that row, focused.
+  const focusId = window.location.hash.slice(1);
+  renderLabeling(document, root, detail, focusId);
   startGoldForm(document, detail);
-  // A link to #step-N (from a flagged or disputed step) lands on that row once it exists.
-  const target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
-  if (target) {
-    target.classList.add("focused");
-    target.scrollIntoView({ block: "center" });
-  }
+  const target = focusId ? document.getElementById(focusId) : null;
+  target?.scrollIntoView({ block: "center" });
 }
 
 if (document.readyState === "loading") {
