@@ -37,7 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from training.prm.data import encode_solution, length_grouped_batches  # noqa: E402
+from training.prm.data import (  # noqa: E402
+    encode_solution,
+    length_grouped_batches,
+    problem_grouped_batches,
+)
 from training.prm.model import new_reward_model  # noqa: E402
 from training.prm.score import RewardModelScorer  # noqa: E402
 from training.prm.synthetic import build_tiny_backbone, make_world  # noqa: E402
@@ -72,15 +76,25 @@ def segments(scorer: RewardModelScorer, problem: str, steps: list[str]) -> list[
 
 @torch.inference_mode()
 def kv_cache_scores(
-    scorer: RewardModelScorer, parts: list[list[list[int]]], *, budget: int
+    scorer: RewardModelScorer, parts: list[list[list[int]]], *, budget: int, share: bool = False
 ) -> Probs:
     """Per-step probabilities by extending a KV cache one step at a time, a batch of solutions at a
-    time (`budget` tokens, grouped by length like ours; budget 0 = one solution at a time)."""
+    time (`budget` tokens, grouped by length like ours; budget 0 = one solution at a time).
+
+    `share`: batches of whole problems, each problem run once and its cache copied to its
+    solutions' rows (what a careful user does with several samples of one problem)."""
     from transformers import DynamicCache
 
     backbone, head, device = scorer.model.backbone, scorer.model.head, scorer.device
     lengths = [sum(len(p) for p in solution) for solution in parts]
-    if budget:
+    problems = [tuple(solution[0]) for solution in parts]
+    if budget and share:
+        # Whole problems per batch, so that a problem's solutions share its cache.
+        groups = [
+            b.indices
+            for b in problem_grouped_batches(problems, lengths, batch_tokens=budget, seed=None)
+        ]
+    elif budget:
         groups = [
             b.indices for b in length_grouped_batches(lengths, batch_tokens=budget, seed=None)
         ]
@@ -93,7 +107,27 @@ def kv_cache_scores(
         seen = torch.zeros(rows, dtype=torch.long)  # real tokens per row so far (next position)
         mask = torch.zeros((rows, 0), dtype=torch.long)  # 1 = real token in the cache
         chunks = max(len(parts[i]) for i in group)
-        for k in range(chunks):  # chunk 0 = the problem, chunk k = step k
+        distinct = list(dict.fromkeys(problems[i] for i in group)) if share else []
+        if share and len(distinct) < rows:
+            # The problems once: their cache rows, then one copy per solution (index_select).
+            width = max(len(p) for p in distinct)
+            ids = torch.full((len(distinct), width), scorer.pad_id, dtype=torch.long)
+            real = torch.zeros((len(distinct), width), dtype=torch.long)
+            for row, problem in enumerate(distinct):
+                ids[row, : len(problem)] = torch.tensor(problem, dtype=torch.long)
+                real[row, : len(problem)] = 1
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=scorer.bf16):
+                backbone(
+                    input_ids=ids.to(device),
+                    attention_mask=real.to(device) if len(distinct) > 1 else None,
+                    cache=cache,
+                    use_cache=True,
+                )
+            where = torch.tensor([distinct.index(problems[i]) for i in group])
+            cache.reorder_cache(where.to(device))
+            mask = real[where]
+            seen = mask.sum(dim=1)
+        for k in range(1 if mask.shape[1] else 0, chunks):  # chunk 0: the problem; k: step k
             pieces = [parts[i][k] if k < len(parts[i]) else [] for i in group]
             width = max(1, max(len(p) for p in pieces))
             ids = torch.full((rows, width), scorer.pad_id, dtype=torch.long)
@@ -124,12 +158,38 @@ def kv_cache_scores(
     return out
 
 
+def computed_tokens(scorer: RewardModelScorer, items, budget: int) -> int:
+    """Tokens ours runs through the model: the packed rows' lengths (a problem shared by its
+    solutions in a batch counted once)."""
+    encoded = [scorer.encode(p, steps) for p, steps in items]
+    lengths = [len(e.input_ids) for e in encoded]
+    problems = [tuple(e.input_ids[: e.prefix_length]) for e in encoded]
+    batches = problem_grouped_batches(
+        problems, lengths, batch_tokens=max(budget, scorer.max_length), seed=None
+    )
+    total = 0
+    for batch in batches:
+        seen: set = set()
+        for i in batch.indices:
+            shared = problems[i] in seen
+            total += lengths[i] - (len(problems[i]) if shared else 0)
+            seen.add(problems[i])
+    return total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--solutions", type=int, default=48)
     parser.add_argument("--steps", type=int, default=10, help="steps per solution")
+    parser.add_argument(
+        "--per-problem",
+        type=int,
+        default=1,
+        help="solutions per problem (best-of-N style); above 1, kv-batched shares each "
+        "problem's cache over its solutions",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="rounds, sides taking turns")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=128)
@@ -146,7 +206,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     # Every solution has exactly --steps steps (ratings do not matter for scoring).
     ops = args.steps - 2  # an opening, one step per operation, the final answer
-    world = make_world(args.solutions, 1, seed=7, min_ops=ops, max_ops=ops)
+    per = max(1, args.per_problem)
+    world = make_world(-(-args.solutions // per), per, seed=7, min_ops=ops, max_ops=ops)
     items = [(s.problem, s.steps[: args.steps]) for s in world if len(s.steps) >= args.steps]
     items = items[: args.solutions]
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,9 +241,12 @@ def main() -> int:
             cursor += len(steps)
         return out
 
+    share = per > 1
+    padded = RewardModelScorer(model, tokenizer, max_length=1024, device=args.device, packed=False)
     batched = {
         "ours": lambda b: scorer.step_probabilities(items, batch_tokens=b),
-        "kv-batched": lambda b: kv_cache_scores(scorer, parts, budget=b),
+        "ours-padded": lambda b: padded.step_probabilities(items, batch_tokens=b),
+        "kv-batched": lambda b: kv_cache_scores(scorer, parts, budget=b, share=share),
     }
     # Each batched side gets its own fastest batch size (on a CPU small batches win: their
     # activations stay in cache); one warm-up, then one timed call per budget.
@@ -200,6 +264,7 @@ def main() -> int:
         )
     sides = {
         "ours": lambda: batched["ours"](best["ours"]),
+        "ours-padded": lambda: batched["ours-padded"](best["ours-padded"]),
         "kv-batched": lambda: batched["kv-batched"](best["kv-batched"]),
         "kv-single": lambda: kv_cache_scores(scorer, parts, budget=0),
     }
@@ -219,7 +284,8 @@ def main() -> int:
     n = len(items)
     tokens = sum(sum(len(p) for p in solution) for solution in parts)
     print(
-        f"model: {model_name}; solutions={n} steps/solution={args.steps} tokens={tokens} "
+        f"model: {model_name}; solutions={n} ({per} per problem) steps/solution={args.steps} "
+        f"tokens={tokens} (ours computes {computed_tokens(scorer, items, best['ours'])}) "
         f"threads={args.threads} device={args.device}"
     )
     for name in names:

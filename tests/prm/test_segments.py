@@ -166,3 +166,24 @@ def test_training_packed_gives_the_weights_of_padded_training(
     assert metrics[True]["final_loss"] == pytest.approx(metrics[False]["final_loss"], rel=1e-4)
     for name, weight in heads[False].items():
         torch.testing.assert_close(heads[True][name], weight, rtol=1e-3, atol=1e-5)
+
+
+def test_scorer_packed_gives_the_padded_probabilities(tiny_backbone):
+    """Several solutions per problem (shared in one row) and lone ones, in small batches."""
+    from training.prm.score import RewardModelScorer
+
+    model, tokenizer = new_reward_model(tiny_backbone, seed=1)
+    with torch.no_grad():
+        model.head.weight.mul_(5)
+    world = make_world(4, 5, seed=8, min_ops=1, max_ops=9) + make_world(2, 1, seed=3)
+    items = [(s.problem, s.steps) for s in world]
+    packed = RewardModelScorer(model, tokenizer, max_length=256, device="cpu")
+    padded = RewardModelScorer(model, tokenizer, max_length=256, device="cpu", packed=False)
+    fast = packed.step_probabilities(items, batch_tokens=600)
+    assert packed.last_packed  # the start-up check passed and the problems repeat
+    slow = padded.step_probabilities(items, batch_tokens=600)
+    assert [len(p) for p in fast] == [len(s.steps) for s in world]
+    flat_fast = torch.tensor([p for probs in fast for p in probs])
+    flat_slow = torch.tensor([p for probs in slow for p in probs])
+    torch.testing.assert_close(flat_fast, flat_slow, rtol=1e-4, atol=1e-6)
+    assert flat_slow[:, 2].std() > 0.01

@@ -15,8 +15,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import STEP_SEPARATOR, EncodedSolution, encode_solution, length_grouped_batches
-from .model import RewardModel, load_checkpoint
+from .data import (
+    STEP_SEPARATOR,
+    EncodedSolution,
+    encode_solution,
+    length_grouped_batches,
+    problem_grouped_batches,
+)
+from .model import RewardModel, load_checkpoint, packing_matches_plain
+from .segments import MIN_SHARED_FRACTION, pack, shared_fraction
 
 AGGREGATES = ("product", "min", "last")
 
@@ -65,7 +72,15 @@ class RewardModelScorer:
         max_length: int = 2048,
         device: str | torch.device | None = None,
         bf16: bool | None = None,
+        packed: bool | None = None,
     ) -> None:
+        """`packed`: batches as one row without padding, a problem's tokens computed once for
+        all its solutions in the batch (segments.py; exact). None: on when this model passes
+        `packing_matches_plain` (checked on first use) and the items repeat their problems
+        enough to pay for it (`segments.MIN_SHARED_FRACTION`)."""
+        self.packed = packed
+        self._packing_works: bool | None = None
+        self.last_packed = False  # whether the last call ran packed
         self.device = resolve_device(str(device) if device is not None else None)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -120,6 +135,38 @@ class RewardModelScorer:
         lengths = [len(e.input_ids) for e in encoded]
         per_item: list[list[tuple[float, float, float]]] = [[] for _ in items]
         budget = max(batch_tokens, self.max_length)
+        packed = self.packed
+        if packed is None:
+            if self._packing_works is None:
+                self._packing_works = self.causal and packing_matches_plain(self.model)
+            packed = self._packing_works and (
+                shared_fraction([e.input_ids for e in encoded], [e.prefix_length for e in encoded])
+                >= MIN_SHARED_FRACTION
+            )
+        self.last_packed = packed
+        if packed:
+            problems = [tuple(e.input_ids[: e.prefix_length]) for e in encoded]
+            for batch in problem_grouped_batches(problems, lengths, batch_tokens=budget, seed=None):
+                row = pack(
+                    [encoded[i].input_ids for i in batch.indices],
+                    [encoded[i].prefix_length for i in batch.indices],
+                )
+                flat = [
+                    where[p]
+                    for i, where in zip(batch.indices, row.flat_index, strict=True)
+                    for p in encoded[i].step_ends
+                ]
+                positions = torch.tensor(flat, device=self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    logits = self.model(
+                        row.input_ids.to(self.device),
+                        None,
+                        torch.zeros_like(positions),
+                        positions,
+                        packed=row,
+                    )
+                self._spread(logits, batch.indices, encoded, per_item)
+            return per_item
         for batch in length_grouped_batches(lengths, batch_tokens=budget, seed=None):
             input_ids = torch.full((len(batch.indices), batch.width), self.pad_id, dtype=torch.long)
             mask = torch.zeros_like(input_ids)
@@ -137,13 +184,18 @@ class RewardModelScorer:
                     torch.tensor(rows, device=self.device),
                     torch.tensor(positions, device=self.device),
                 )
-            probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
-            cursor = 0
-            for index in batch.indices:
-                n = len(encoded[index].step_ends)
-                per_item[index] = [tuple(p) for p in probs[cursor : cursor + n]]
-                cursor += n
+            self._spread(logits, batch.indices, encoded, per_item)
         return per_item
+
+    @staticmethod
+    def _spread(logits, indices, encoded, per_item) -> None:
+        """Softmax of a batch's logits (its items' separators in order) into `per_item`."""
+        probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
+        cursor = 0
+        for index in indices:
+            n = len(encoded[index].step_ends)
+            per_item[index] = [tuple(p) for p in probs[cursor : cursor + n]]
+            cursor += n
 
     def score(
         self,

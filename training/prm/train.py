@@ -48,7 +48,7 @@ from .model import (
 )
 from .resume import Position, Resumer, run_fingerprint
 from .score import RewardModelScorer, resolve_device
-from .segments import collate_packed
+from .segments import MIN_SHARED_FRACTION, collate_packed, shared_fraction
 
 
 @dataclass
@@ -123,10 +123,15 @@ def train_reward_model(
     lengths = [len(e.input_ids) for e in examples]
     batch_tokens = max(config.batch_tokens, max(lengths))
     # Packed batches (segments.py): whole problems, one row, no padding, each problem computed
-    # once. Checked on this model first; gradient checkpointing recomputes layers after the
-    # forward's attention layout has gone, so it keeps padded rows.
+    # once. Only where problems repeat enough to pay for it; checked on this model first.
+    # Gradient checkpointing recomputes layers after the forward's attention layout has gone,
+    # so it keeps padded rows.
     packing = (
-        config.share_problems and not config.gradient_checkpointing and packing_matches_plain(model)
+        config.share_problems
+        and not config.gradient_checkpointing
+        and shared_fraction([e.input_ids for e in examples], [e.prefix_length for e in examples])
+        >= MIN_SHARED_FRACTION
+        and packing_matches_plain(model)
     )
     problems = [tuple(e.input_ids[: e.prefix_length]) for e in examples]
 
