@@ -243,3 +243,11 @@ def test_a_review_list_costs_the_same_queries_for_few_rows_or_many(world, tab):
             )
             LabeledCompletion.objects.filter(labeled_step__labeling=made).update(flagged=True)
     assert queries() == few
+
+
+def test_every_tab_of_an_empty_platform_answers():
+    admin = _admin_client()
+    for tab in ("reasons", "flagged", "disagreements", "labelings", "labelers"):
+        response = admin.get("/console/review/", {"show": tab})
+        assert response.status_code == 200, tab
+    assert "No labeling gave up" in admin.get("/console/review/").content.decode()
