@@ -55,6 +55,7 @@ HUMAN_SOURCE = "human"
 MAX_K = 16
 MAX_STEP_CHARS = 4000
 MAX_STEP_TOKENS = 1024
+MAX_PREFETCH_PER_STEP = 2
 
 
 class NotPhase1(labeling_services.LabelingError):
@@ -278,7 +279,8 @@ def trajectory_prefetch(
     *, assignment_id: int, labeler: Labeler, position: int, candidate: int
 ) -> TrajectoryCandidates | None:
     """Sample, ahead of the choice, the candidates that would follow choosing ``candidate`` at
-    ``position``. Returns None when that choice would end the solution (nothing follows)."""
+    ``position``. Returns None when that choice would end the solution (nothing follows) or
+    when this step already had ``MAX_PREFETCH_PER_STEP`` guesses sampled."""
     assignment = _own_live(assignment_id, labeler)
     steps = _decided(assignment)
     if position != len(steps):
@@ -292,10 +294,22 @@ def trajectory_prefetch(
     chosen = current.candidates[candidate]["text"]
     if ends_solution(chosen):
         return None
+    ahead = [*texts, chosen]
+    stored = TrajectoryCandidates.objects.filter(
+        assignment=assignment, prefix_sha256=sampling.prefix_sha256(ahead)
+    ).first()
+    if stored is not None:
+        return stored
+    # Guesses cost generator time: a few per step, whatever a client asks for.
+    guesses = TrajectoryCandidates.objects.filter(
+        assignment=assignment, position=len(texts) + 1, prefetched=True
+    ).count()
+    if guesses >= MAX_PREFETCH_PER_STEP:
+        return None
     return sampling.candidates_get_or_sample(
         assignment=assignment,
         problem=_problem(assignment).text,
-        steps=[*texts, chosen],
+        steps=ahead,
         round_params=round_params(assignment),
         prefetched=True,
     )

@@ -286,6 +286,14 @@ def test_prefetch_samples_the_next_step_once(generator):
     assert TrajectoryCandidates.objects.filter(prefetched=True).count() == 1
     bad = client.post(url, {"position": 0, "candidate": 0}, format="json")
     assert bad.status_code == 400 and "position" in bad.json()
+    # At most two guesses sampled per step, whatever the client asks for.
+    url_now = {"position": 1}
+    answers = [
+        client.post(url, {**url_now, "candidate": c}, format="json").json()["ready"]
+        for c in range(K)
+    ]
+    assert answers == [True, True, False]
+    assert TrajectoryCandidates.objects.filter(position=2, prefetched=True).count() == 2
 
 
 def test_give_up_keeps_what_was_rated_and_bad_problem_needs_a_reason(generator):
