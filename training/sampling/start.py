@@ -176,12 +176,7 @@ def sampling_run_start(
     )
     if limit is not None and (type(limit) is not int or limit < 1):
         raise ValidationError({"limit": ["Give a whole number of problems, at least 1."]})
-    selection = {
-        "split": split or None,
-        "limit": limit,
-        "problems_file": str(problems_file) if problems_file else None,
-        "problem_ids_given": problem_ids is not None and not problems_file,
-    }
+    selection = _selection(split, limit, problems_file, problem_ids)
     with transaction.atomic():
         if problems_file:
             try:
@@ -194,6 +189,18 @@ def sampling_run_start(
         if created and enqueue:
             transaction.on_commit(lambda: enqueue_run(run))
     return run, created
+
+
+def _selection(
+    split: str | None, limit: int | None, problems_file: str | None, problem_ids: list | None
+) -> dict[str, Any]:
+    """How the problems were chosen, as the run records it."""
+    return {
+        "split": split or None,
+        "limit": limit,
+        "problems_file": str(problems_file) if problems_file else None,
+        "problem_ids_given": problem_ids is not None and not problems_file,
+    }
 
 
 def _frozen_request(
