@@ -15,7 +15,8 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 
 
 def _database() -> None:
@@ -61,3 +62,10 @@ def health(_request: HttpRequest) -> JsonResponse:
     else:
         state, code = "degraded", 200
     return JsonResponse({"status": state, "checks": checks}, status=code)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 page, except under /api/, where clients read JSON."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

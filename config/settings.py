@@ -142,7 +142,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
     "PAGE_SIZE": 50,
     # Per-user and per-client request budgets (kept in the Redis cache); `login` guards the
     # token endpoint against password guessing.
@@ -189,6 +189,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Process supervision: labeling, PRM training and active-learning rounds.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs are for signed-in accounts (either role), as the README says.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The framework's own answers (400/401/403/404/429) documented on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.add_common_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "GoldItemKindEnum": "labeling.apis.GOLD_ITEM_KINDS",
         "RewardModelKindEnum": "training.models.PRMVersion.Kind",

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config.health import health
+from config.health import health, not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -20,3 +20,6 @@ urlpatterns = [
     path("console/", include("active_learning.web_urls")),
     path("", include("labeling.web_urls")),
 ]
+
+# An unknown URL under /api/ answers JSON like the rest of the API (the schema says so).
+handler404 = not_found

@@ -17,10 +17,11 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.pagination import Pagination
+from config.schema import PAGE_PARAMETERS, paginated
 from labeling.permissions import IsStepwiseAdmin
 from training import sampling, selectors, services
 from training.models import BaseModel, PRMVersion, SamplingRun, TrainingRun
@@ -87,9 +88,13 @@ class PRMVersionListApi(_AdminApi):
         )
         activate = serializers.BooleanField(default=False)
 
-    @extend_schema(operation_id="training_versions_list", responses=VersionOutput(many=True))
+    @extend_schema(
+        operation_id="training_versions_list",
+        parameters=PAGE_PARAMETERS,
+        responses=paginated(VersionOutput),
+    )
     def get(self, request):
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(selectors.prm_version_list(), request, view=self)
         return paginator.get_paginated_response(VersionOutput(page, many=True).data)
 
@@ -196,15 +201,18 @@ class PRMVersionRetireApi(_AdminApi):
 class TrainingRunListApi(_AdminApi):
     @extend_schema(
         operation_id="training_runs_list",
-        parameters=[OpenApiParameter("prm_version", int, description="Only this version's runs.")],
-        responses=RunOutput(many=True),
+        parameters=[
+            OpenApiParameter("prm_version", int, description="Only this version's runs."),
+            *PAGE_PARAMETERS,
+        ],
+        responses=paginated(RunOutput),
     )
     def get(self, request):
         version = request.query_params.get("prm_version")
         if version is not None and not version.isdigit():
             raise ValidationError({"prm_version": ["Give a version id."]})
         runs = selectors.training_run_list(prm_version_id=int(version) if version else None)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(runs, request, view=self)
         return paginator.get_paginated_response(RunOutput(page, many=True).data)
 
@@ -307,10 +315,12 @@ class SamplingRunListApi(_AdminApi):
         prompt = _PromptInput(required=False, help_text="Few-shot prompt; the default if absent.")
 
     @extend_schema(
-        operation_id="training_sampling_runs_list", responses=SamplingRunListOutput(many=True)
+        operation_id="training_sampling_runs_list",
+        parameters=PAGE_PARAMETERS,
+        responses=paginated(SamplingRunListOutput),
     )
     def get(self, request):
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(sampling.sampling_run_list(), request, view=self)
         return paginator.get_paginated_response(SamplingRunListOutput(page, many=True).data)
 
