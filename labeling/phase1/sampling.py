@@ -101,8 +101,14 @@ def candidates_get_or_sample(
         seeds = step_seeds(round_params["seed"], f"{assignment.pk}:{digest}", round_params["k"])
         params = round_sampling_params(round_params)
         started = time.perf_counter()
+        stats: dict[str, int] = {}
         candidates = sample_next_steps(
-            round_backend(round_params), problem=problem, steps=steps, seeds=seeds, params=params
+            round_backend(round_params),
+            problem=problem,
+            steps=steps,
+            seeds=seeds,
+            params=params,
+            stats=stats,
         )
         elapsed_ms = round((time.perf_counter() - started) * 1000)
         try:
@@ -116,6 +122,8 @@ def candidates_get_or_sample(
                         "generator": round_params["generator"],
                         "seeds": seeds,
                         **params.as_dict(),
+                        # backend calls, candidates asked again after a blank line, answers
+                        "passes": stats,
                     },
                     elapsed_ms=elapsed_ms,
                     prefetched=prefetched,

@@ -62,12 +62,14 @@ def test_scripted_passes_blank_marker_inline_and_forced():
             base_url=server.base_url, model="m", endpoint="completions", max_n=8
         )
         steps = ["First step.", "Second step."]
+        stats: dict[str, int] = {}
         got = sample_next_steps(
             backend,
             problem=PROBLEM,
             steps=steps,
             seeds=seeds,
             params=SamplingParams(temperature=0.8, max_new_tokens=24, force_answer=True),
+            stats=stats,
         )
     assert [c.text for c in got] == [
         "Add them: 2 + 3 = 5.",
@@ -76,6 +78,7 @@ def test_scripted_passes_blank_marker_inline_and_forced():
         "# Answer\n\n5",
     ]
     assert [c.ends_solution for c in got] == [False, True, True, True]
+    assert stats == {"calls": 3, "blank": 2, "answer": 2}
     # Every request continued the trajectory so far and stopped at the line's end.
     assert all(
         _after(r["prompt"]).startswith("First step.\nSecond step.\n") for r in server.requests

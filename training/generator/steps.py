@@ -81,12 +81,16 @@ def sample_next_steps(
     steps: Sequence[str],
     seeds: Sequence[int],
     params: SamplingParams,
+    stats: dict[str, int] | None = None,
 ) -> list[StepCandidate]:
     """Up to ``len(seeds)`` candidates for the step after ``steps``, in seed order.
 
     Candidates the model could not make into a step (it ended with nothing, and no answer is
-    forced) are left out, so fewer than K may come back.
+    forced) are left out, so fewer than K may come back. ``stats``, when given, gets how many
+    backend calls were made and how many candidates needed the second and third passes.
     """
+    stats = stats if stats is not None else {}
+    stats.update(calls=1, blank=0, answer=0)
     prefix = solution_prefix(steps)
     line = dataclasses.replace(params, stop=("\n", *params.stop), force_answer=False)
     first = backend.sample(
@@ -97,6 +101,8 @@ def sample_next_steps(
     # 2. Blank: ask again after the blank line the model wanted.
     blank = [i for i, (text, _, _) in enumerate(lines) if not text]
     if blank:
+        stats["calls"] += 1
+        stats["blank"] = len(blank)
         again = backend.sample(
             [
                 SampleRequest(
@@ -123,6 +129,8 @@ def sample_next_steps(
         else:
             texts.append(text or None)
     if need_answer:
+        stats["calls"] += 1
+        stats["answer"] = len(need_answer)
         answer_params = dataclasses.replace(
             line, max_new_tokens=ANSWER_TOKENS, stop=("\n",), force_answer=False
         )
