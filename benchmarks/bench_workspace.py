@@ -157,6 +157,7 @@ def _summary(switch_ms: list[float], phases: list[dict[str, float]]) -> dict:
         "switches_measured": len(switch_ms),
         "switch_ms_p50": round(statistics.median(switch_ms), 1),
         "switch_ms_p95": round(_pct(switch_ms, 0.95), 1),
+        "switches_over_100_ms": sorted(round(ms) for ms in switch_ms if ms > 100),
         "phases_ms_p50": {
             name: round(statistics.median(p[name] for p in phases), 1)
             for name in ("submit", "claim", "render")

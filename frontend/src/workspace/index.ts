@@ -253,7 +253,8 @@ export class Workspace {
     this.emptyPoll = window.setTimeout(() => void this.loadNext(), EMPTY_POLL_MS);
   }
 
-  private show(a: Assignment): void {
+  /** Shows a task; `prefetchNow` false: its own prefetch waits (see finishTask). */
+  private show(a: Assignment, prefetchNow = true): void {
     this.assignment = a;
     this.undoStack = [];
     this.conflicted = false;
@@ -294,7 +295,9 @@ export class Workspace {
     window.scrollTo({ top: 0 });
     // Read by benchmarks/bench_workspace.py: the time from finishing one task to the next shown.
     performance.mark("stepwise:shown");
-    void this.prefetchNext();
+    if (prefetchNow) {
+      void this.prefetchNext();
+    }
   }
 
   private stopTask(): void {
@@ -605,11 +608,16 @@ export class Workspace {
       this.prefetchedFor = null;
       performance.mark("stepwise:sent");
       performance.mark("stepwise:claimed");
-      this.show(next);
+      // Its own prefetch waits for the submit: until then the server still holds it as the
+      // prefetched lease, and a labeler has only one of those.
+      this.show(next, false);
       let kept = false;
       await this.sendOutbox(false, () => {
         kept = true;
       });
+      if (!kept && this.assignment === next) {
+        void this.prefetchNext();
+      }
       if (kept && this.assignment === next && !this.busy) {
         // The labeling came back refused (400): its task is still the open lease, so the claim
         // brings it back with its ratings to be fixed; the task shown meanwhile stays leased
