@@ -1,6 +1,6 @@
 """The workspace as a labeler meets it on the first day, in real headless Chromium: math and
 money, the answer line, hostile TeX and text, the timer, queue line, guidelines and
-confirmations, the next task arriving with the submit, two tabs, the history on /me/, a phone-sized
+confirmations, the next task leased ahead, two tabs, the history on /me/, a phone-sized
 window, the dark theme, and the page for a URL the account may not open.
 
 Screenshots go to STEPWISE_SCREENSHOTS when it names a folder (see conftest.snap).
@@ -81,8 +81,8 @@ def test_money_math_answer_line_hostile_tex_and_bidi(page):
     assert no_page_overflow(page)
 
 
-def test_timer_queue_guidelines_confirmation_and_next_task_with_the_submit(page):
-    from labeling.models import Labeling
+def test_timer_queue_guidelines_confirmation_and_the_next_task_leased_ahead(page):
+    from labeling.models import Assignment, Labeling
 
     nina = make_labeler("nina")
     for n in range(3):
@@ -107,13 +107,24 @@ def test_timer_queue_guidelines_confirmation_and_next_task_with_the_submit(page)
     snap(page, "experience-guidelines")
     page.keyboard.press("Escape")
 
+    # While the labeler works, the next task is leased ahead (a real, prefetched lease).
+    for _ in range(50):
+        if Assignment.objects.filter(labeler=nina, state="active", prefetched=True).exists():
+            break
+        page.wait_for_timeout(100)
+    ahead = Assignment.objects.get(labeler=nina, state="active", prefetched=True)
     claims: list[str] = []
     page.on("request", lambda r: claims.append(r.url) if r.url.endswith("/claim/") else None)
+    held = []  # the submit is held back: the next task must not wait for it
+    page.route("**/submit/", lambda route: held.append(route))
     page.keyboard.press("1")
     page.keyboard.press("1")
     page.keyboard.press("s")
-    # The next task came back with the submit: no claim request of its own.
     expect(page.locator("#problem-text")).to_contain_text("Task 1")
+    assert len(held) == 1 and Labeling.objects.filter(labeler=nina).count() == 0
+    page.keyboard.press("1")  # and it can be rated at once
+    held[0].continue_()
+    page.unroute("**/submit/")
     assert claims == []
     expect(page.locator("#queue")).to_have_text("Task 2 today · 1 left in round 0")
     confirmation = page.locator("#confirmation")
@@ -122,6 +133,9 @@ def test_timer_queue_guidelines_confirmation_and_next_task_with_the_submit(page)
     page.wait_for_timeout(3_500)  # still there long enough to read
     expect(confirmation).to_be_visible()
     assert Labeling.objects.filter(labeler=nina).count() == 1
+    # The submit made the prefetched lease the open one.
+    ahead.refresh_from_db()
+    assert ahead.state == "active" and not ahead.prefetched
 
 
 def test_two_tabs_on_one_task_are_told_and_do_not_overwrite(page, live_server):
