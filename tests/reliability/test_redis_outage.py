@@ -1,17 +1,22 @@
-"""A Redis outage (issue 14, item 1): labeling keeps working on Postgres alone, /healthz names
+"""A Redis outage (issue 14, item 1): labeling and the login form keep working on Postgres alone; /healthz names
 what is down. A gunicorn of this project runs on the test database with its cache and broker on
 a redis-server the test started, and the test kills that redis-server with SIGKILL."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
 from tests.conftest import _test_database_url
 from tests.faults import PostgresServer, RedisServer, WebServer
-from tests.labeling.factories import make_labeler, make_task, solution_body
+from tests.labeling.factories import PASSWORD, make_labeler, make_task, solution_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,6 +46,32 @@ def _token(labeler) -> dict[str, str]:
     return {"Authorization": f"Token {token.key}", "Content-Type": "application/json"}
 
 
+def _form_login(web: WebServer, username: str) -> int:
+    """Sign in through the login form (CSRF cookie and token first); the answer's status."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect()
+    )
+    with opener.open(web.base + "/accounts/login/", timeout=30) as page:
+        html = page.read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    form = urllib.parse.urlencode(
+        {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    ).encode()
+    request = urllib.request.Request(
+        web.base + "/accounts/login/", data=form, headers={"Referer": web.base + "/"}
+    )
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def test_claim_submit_and_ping_work_while_redis_is_killed(redis_and_web):
     redis, web = redis_and_web
     make_task(steps=3)
@@ -65,6 +96,8 @@ def test_claim_submit_and_ping_work_while_redis_is_killed(redis_and_web):
     assert status == 201, body
     status, body = web.request("POST", "/api/labeling/claim/", headers=headers)
     assert status == 200, body
+
+    assert _form_login(web, make_labeler(can_log_in=True).user.username) == 302
 
     status, body = web.request("GET", "/healthz")
     report = json.loads(body)
