@@ -1,6 +1,7 @@
-"""A Redis outage (issue 14, item 1): labeling and the login form keep working on Postgres alone; /healthz names
-what is down. A gunicorn of this project runs on the test database with its cache and broker on
-a redis-server the test started, and the test kills that redis-server with SIGKILL."""
+"""A Redis outage (issue 14, item 1): labeling and the login form keep working on Postgres
+alone; /healthz names what is down. A gunicorn of this project runs on the test database with its
+cache and broker on a redis-server the test started, and the test kills that redis-server with
+SIGKILL."""
 
 from __future__ import annotations
 
