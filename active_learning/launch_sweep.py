@@ -17,6 +17,7 @@ round stays ``launching`` and every new launch answers 409. The sweep finds such
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -77,7 +78,9 @@ def rounds_sweep_stalled(
                 .filter(id=generation_id)
                 .first()
             )
-            step = round_next_step(generation) if generation is not None else None
+            if generation is None:
+                continue
+            step = round_next_step(generation)
             if step is None or services.round_pipeline_alive(generation, now=now):
                 continue
             progress = generation.progress or {}
@@ -109,7 +112,7 @@ def rounds_sweep_stalled(
                 ),
             }
             generation.save(update_fields=["progress"])
-            transaction.on_commit(lambda gid=generation.id, s=step: send(gid, s))
+            transaction.on_commit(functools.partial(send, generation.id, step))
             counts["resent"] += 1
             logger.warning(
                 "round %s: no worker on its %s step for %s; sent again",
