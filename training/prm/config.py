@@ -93,7 +93,7 @@ class TrainConfig:
         if self.resume_every_steps < 1:
             raise ValueError("resume_every_steps must be >= 1")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 STEP_SEPARATOR = "<|step|>"
 
@@ -46,7 +50,7 @@ class EncodedSolution:
 
 
 def encode_solution(
-    tokenizer,
+    tokenizer: Any,
     problem: str,
     steps: Sequence[str],
     *,
@@ -145,7 +149,7 @@ class TrainingExample:
 
 def build_examples(
     solutions: Iterable[LabeledSolution],
-    tokenizer,
+    tokenizer: Any,
     *,
     objective: str = "prm",
     max_length: int,
@@ -257,13 +261,13 @@ def problem_grouped_batches(
 
 @dataclass
 class Collated:
-    input_ids: object  # torch.LongTensor [rows, width]
-    attention_mask: object  # torch.LongTensor [rows, width]
+    input_ids: torch.Tensor  # torch.LongTensor [rows, width]
+    attention_mask: torch.Tensor | None  # torch.LongTensor [rows, width]; None when packed
     # Flat list of (row, position) pairs where the head is read, and their targets/weights.
-    rows: object
-    positions: object
-    targets: object  # torch.FloatTensor [n_labels, 3]
-    weights: object  # torch.FloatTensor [n_labels]
+    rows: torch.Tensor
+    positions: torch.Tensor
+    targets: torch.Tensor  # torch.FloatTensor [n_labels, 3]
+    weights: torch.Tensor  # torch.FloatTensor [n_labels]
     tokens: int = 0  # real (non-pad) tokens
 
     @property
@@ -275,7 +279,7 @@ class Collated:
         for row, position, target in zip(
             self.rows.tolist(), self.positions.tolist(), self.targets.tolist(), strict=True
         ):
-            out[row][position] = max(range(3), key=lambda c, t=target: t[c])
+            out[row][position] = max(range(3), key=target.__getitem__)
         return out
 
 

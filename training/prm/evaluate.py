@@ -12,7 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .data import LabeledSolution
 
@@ -35,7 +35,7 @@ def _auroc(labels: list[int], scores: list[float]) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def step_metrics(scores: list[SolutionScores], labeled: list[LabeledSolution]) -> dict:
+def step_metrics(scores: list[SolutionScores], labeled: list[LabeledSolution]) -> dict[str, Any]:
     """AUROC of goodness for good-vs-bad steps, 3-class accuracy, binary accuracy at 0.5.
 
     Only rated steps up to and including the first -1 count (the ones a PRM is trained on).
@@ -52,7 +52,7 @@ def step_metrics(scores: list[SolutionScores], labeled: list[LabeledSolution]) -
             p = s.step_probs[index]
             y_good.append(1 if rating >= 0 else 0)
             goodness.append(_goodness(p))
-            correct3 += int(max(range(3), key=lambda c, p=p: p[c]) == rating + 1)
+            correct3 += int(max(range(3), key=p.__getitem__) == rating + 1)
             correct2 += int((goodness[-1] >= 0.5) == (rating >= 0))
             if rating == -1:
                 break
@@ -66,17 +66,17 @@ def step_metrics(scores: list[SolutionScores], labeled: list[LabeledSolution]) -
     }
 
 
-def outcome_metrics(scores: list[SolutionScores], labeled: list[LabeledSolution]) -> dict:
+def outcome_metrics(scores: list[SolutionScores], labeled: list[LabeledSolution]) -> dict[str, Any]:
     """How well the solution score separates right from wrong final answers."""
     pairs = [(s.score, sol.is_correct) for s, sol in zip(scores, labeled, strict=True)]
-    pairs = [(x, bool(c)) for x, c in pairs if c is not None]
+    known = [(x, bool(c)) for x, c in pairs if c is not None]
     return {
-        "solution_auroc": _auroc([int(c) for _, c in pairs], [x for x, _ in pairs]),
-        "n_solutions": len(pairs),
+        "solution_auroc": _auroc([int(c) for _, c in known], [x for x, _ in known]),
+        "n_solutions": len(known),
     }
 
 
-def first_error_metrics(pred_first_error: list[int], true_first_error: list[int]) -> dict:
+def first_error_metrics(pred_first_error: list[int], true_first_error: list[int]) -> dict[str, Any]:
     """ProcessBench: accuracy on erroneous solutions (exact first-error index), on correct ones
     (predicting -1), and their harmonic mean `f1`."""
     if len(pred_first_error) != len(true_first_error):

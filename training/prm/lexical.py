@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,10 +40,11 @@ class LexicalStepModel:
         self.c = c
         self.max_features = max_features
         self.seed = seed
-        self._vectorizer = None
-        self._classifier = None
+        # scikit-learn objects (untyped), set by fit.
+        self._vectorizer: Any = None
+        self._classifier: Any = None
 
-    def _features(self, texts: Sequence[str], indices: Sequence[int]):
+    def _features(self, texts: Sequence[str], indices: Sequence[int]) -> Any:
         from scipy.sparse import csr_matrix, hstack
 
         # Length and index on a log scale, so a 40-step solution does not dwarf the words.

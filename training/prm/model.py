@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,8 +53,10 @@ class RewardModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, *, num_labels: int = 3) -> None:
         super().__init__()
-        self.backbone = backbone
-        hidden = backbone.config.hidden_size
+        # A Hugging Face model: its config and methods are not typed for mypy.
+        self.backbone: Any = backbone
+        config: Any = backbone.config
+        hidden = config.hidden_size
         self.head = nn.Linear(hidden, num_labels)
         self.frozen_layers = 0
 
@@ -74,8 +77,8 @@ class RewardModel(nn.Module):
         (problems once, no padding); its position ids and attention layout are used.
         """
         width = (input_ids if boundary_states is None else boundary_states).shape[1]
-        extra: dict = {}
-        layout = contextlib.nullcontext()
+        extra: dict[str, Any] = {}
+        layout: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if packed is not None:
             device = (input_ids if boundary_states is None else boundary_states).device
             extra["position_ids"] = packed.position_ids.to(device)
@@ -96,7 +99,8 @@ class RewardModel(nn.Module):
                         use_cache=False,
                         **extra,
                     ).last_hidden_state
-        return self.head(hidden[rows, positions]).float()
+        logits: torch.Tensor = self.head(hidden[rows, positions])
+        return logits.float()
 
     @contextmanager
     def last_mlp_only_at(self, flat_positions: torch.Tensor) -> Iterator[None]:
@@ -121,7 +125,8 @@ class RewardModel(nn.Module):
             flat = hidden.reshape(-1, hidden.shape[-1])
             read = full(flat[flat_positions])
             if not isinstance(read, torch.Tensor):  # e.g. a mixture of experts' (out, router)
-                return full(hidden)
+                whole: torch.Tensor = full(hidden)
+                return whole
             out = torch.zeros_like(flat).index_copy(0, flat_positions, read.to(flat.dtype))
             return out.view_as(hidden)
 
@@ -154,7 +159,7 @@ class RewardModel(nn.Module):
         _, _, layers = decoder_layers(self.backbone)
         captured: list[torch.Tensor] = []
 
-        def keep(_module, _inputs, output) -> None:
+        def keep(_module: nn.Module, _inputs: Any, output: Any) -> None:
             captured.append(output[0] if isinstance(output, tuple) else output)
 
         hook = layers[self.frozen_layers - 1].register_forward_hook(keep)
@@ -172,8 +177,10 @@ def freeze_lower_layers(model: RewardModel, train_layers: int | None) -> int:
 
     None or 0 leaves everything trainable (full fine-tuning). Returns the number of frozen layers.
     """
-    owner, attribute, layers = decoder_layers(model.backbone) if train_layers else (None, "", [])
-    frozen = max(0, len(layers) - train_layers) if train_layers else 0
+    frozen = 0
+    if train_layers:
+        owner, attribute, layers = decoder_layers(model.backbone)
+        frozen = max(0, len(layers) - train_layers)
     if frozen == 0:  # the whole stack trains: so do the embeddings
         model.frozen_layers = 0
         model.requires_grad_(True)
@@ -184,7 +191,7 @@ def freeze_lower_layers(model: RewardModel, train_layers: int | None) -> int:
     # Modules the owner registers after the layer stack run after it: the final norm.
     names = list(owner._modules)
     for name in names[names.index(attribute) + 1 :]:
-        owner._modules[name].requires_grad_(True)
+        owner.get_submodule(name).requires_grad_(True)
     model.head.requires_grad_(True)
     model.frozen_layers = frozen
     return frozen
@@ -330,7 +337,7 @@ def packing_matches_plain(model: RewardModel, *, tolerance: float = 1e-4) -> boo
         model.train(was_training)
 
 
-def load_tokenizer(path: str):
+def load_tokenizer(path: str) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if STEP_SEPARATOR not in tokenizer.get_vocab():
         tokenizer.add_tokens([AddedToken(STEP_SEPARATOR, special=True, normalized=False)])
@@ -341,7 +348,7 @@ def load_tokenizer(path: str):
 
 def new_reward_model(
     base_model: str, *, seed: int = 0, keep_layers: int | None = None
-) -> tuple[RewardModel, object]:
+) -> tuple[RewardModel, Any]:
     """Backbone from a local directory, separator token added, fresh small-init head.
 
     `keep_layers`: keep only the first N transformer layers (see `keep_lower_layers`).
@@ -377,7 +384,7 @@ def keep_lower_layers(backbone: nn.Module, count: int) -> int:
     if count < 1:
         raise ValueError("keep at least one layer")
     owner._modules[attribute] = nn.ModuleList(list(layers)[:count])
-    config = backbone.config
+    config: Any = backbone.config
     config.num_hidden_layers = count
     if isinstance(getattr(config, "layer_types", None), list):
         config.layer_types = config.layer_types[:count]
@@ -385,7 +392,7 @@ def keep_lower_layers(backbone: nn.Module, count: int) -> int:
 
 
 def save_checkpoint(
-    model: RewardModel, tokenizer, path: str, *, meta: dict, overwrite: bool = True
+    model: RewardModel, tokenizer: Any, path: str, *, meta: dict[str, Any], overwrite: bool = True
 ) -> str:
     """Write to `<path>.tmp-*`, fsync the small files, then rename into place (atomic swap)."""
     target = Path(path).resolve()
@@ -423,7 +430,7 @@ def is_checkpoint(path: str) -> bool:
 
 def load_checkpoint(
     path: str, *, device: str | torch.device = "cpu"
-) -> tuple[RewardModel, object, dict]:
+) -> tuple[RewardModel, Any, dict[str, Any]]:
     if not is_checkpoint(path):
         raise FileNotFoundError(
             f"{path!r} is not a reward-model checkpoint (needs {CONFIG_NAME} and {HEAD_NAME})"

@@ -18,11 +18,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .evaluate import choose_threshold, first_error_metrics, predict_first_error
 
+if TYPE_CHECKING:
+    from .score import RewardModelScorer, SolutionScores
 
-def load_processbench(path: str, *, limit: int | None = None) -> list[dict]:
+
+def load_processbench(path: str, *, limit: int | None = None) -> list[dict[str, Any]]:
     with open(path) as fh:
         records = json.load(fh)
     if not isinstance(records, list):
@@ -48,7 +52,7 @@ def _first_error(ratings: list[int | None], n_steps: int) -> int | None:
     return -1 if len(ratings) >= n_steps else None
 
 
-def load_threshold_data(path: str) -> list[dict]:
+def load_threshold_data(path: str) -> list[dict[str, Any]]:
     """Validation records {problem, steps, label} from a ProcessBench JSON list or a JSONL of
     `LabeledSolution`s; solutions whose first error is unknown (unrated steps before any -1) are
     left out."""
@@ -79,19 +83,26 @@ def problem_text_key(problem: str) -> str:
     return " ".join(problem.split())
 
 
-def shared_problems(first: list[dict], second: list[dict]) -> int:
+def shared_problems(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> int:
     """How many distinct problems (whitespace-normalised text) two record lists share."""
     keys = {problem_text_key(r["problem"]) for r in first}
     return len(keys & {problem_text_key(r["problem"]) for r in second})
 
 
-def _score(scorer, records: list[dict], batch_tokens: int | None):
+def _score(
+    scorer: RewardModelScorer, records: list[dict[str, Any]], batch_tokens: int | None
+) -> list[SolutionScores]:
     return scorer.score(
         [(r["problem"], [str(s) for s in r["steps"]]) for r in records], batch_tokens=batch_tokens
     )
 
 
-def threshold_from(scorer, validation: list[dict], *, batch_tokens: int | None = None) -> dict:
+def threshold_from(
+    scorer: RewardModelScorer,
+    validation: list[dict[str, Any]],
+    *,
+    batch_tokens: int | None = None,
+) -> dict[str, Any]:
     """The goodness threshold with the best first-error F1 on `validation`, and that F1."""
     scores = _score(scorer, validation, batch_tokens)
     labels = [int(r["label"]) for r in validation]
@@ -101,8 +112,12 @@ def threshold_from(scorer, validation: list[dict], *, batch_tokens: int | None =
 
 
 def evaluate_processbench(
-    scorer, records: list[dict], *, threshold: float, batch_tokens: int | None = None
-) -> dict:
+    scorer: RewardModelScorer,
+    records: list[dict[str, Any]],
+    *,
+    threshold: float,
+    batch_tokens: int | None = None,
+) -> dict[str, Any]:
     """First-error accuracies and F1 on every record, at a threshold fixed beforehand."""
     scores = _score(scorer, records, batch_tokens)
     predicted = predict_first_error(scores, threshold)

@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .data import LabeledSolution
 
@@ -30,7 +31,7 @@ def problem_key(problem: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()[:16]
 
 
-def labeled_from_processbench(record: dict, *, source: str) -> LabeledSolution:
+def labeled_from_processbench(record: dict[str, Any], *, source: str) -> LabeledSolution:
     """Positive before the earliest wrong step, negative at it, nothing after it."""
     steps = [str(step) for step in record["steps"]]
     label = int(record["label"])
@@ -40,7 +41,9 @@ def labeled_from_processbench(record: dict, *, source: str) -> LabeledSolution:
         raise ValueError(
             f"{source} record {record.get('id')!r}: label {label} is outside 0..{len(steps) - 1}"
         )
-    ratings: list[int | None] = [1] * len(steps) if label == -1 else [1] * label + [-1]
+    ratings: list[int | None] = [1] * (len(steps) if label == -1 else label)
+    if label != -1:
+        ratings.append(-1)
     correct = record.get("final_answer_correct")
     return LabeledSolution(
         problem=record["problem"],
@@ -69,7 +72,7 @@ def first_error(solution: LabeledSolution) -> int:
     return -1
 
 
-def labeled_from_prm800k_line(line: dict) -> list[LabeledSolution]:
+def labeled_from_prm800k_line(line: dict[str, Any]) -> list[LabeledSolution]:
     """One raw PRM800K line -> its chosen trajectory plus a branch per other rated completion.
 
     The trajectory follows the chosen completion (or the labeler's own completion, which has no

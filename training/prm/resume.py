@@ -56,12 +56,12 @@ class Position:
     padded_tokens: int = 0
     labeled_steps: int = 0
     loss_sum: float = 0.0
-    loss_count: int = 0
+    loss_count: float = 0  # a sum reduced over processes in float64
     last_loss: float = float("nan")
     seconds: float = 0.0  # training time spent by earlier attempts
 
 
-def run_fingerprint(config: Any, examples: Sequence[Any], *, world_size: int) -> dict:
+def run_fingerprint(config: Any, examples: Sequence[Any], *, world_size: int) -> dict[str, Any]:
     """What a state must match to be resumed: the config, the examples, the number of processes."""
     digest = hashlib.sha256()
     for example in examples:
@@ -78,7 +78,7 @@ def run_fingerprint(config: Any, examples: Sequence[Any], *, world_size: int) ->
     }
 
 
-def differences(saved: dict, current: dict) -> list[str]:
+def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Names of what differs between two fingerprints (config fields by name)."""
     out = []
     saved_config, current_config = saved.get("config", {}), current.get("config", {})
@@ -109,14 +109,14 @@ def load_trainable_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor
             p.copy_(tensors[name])
 
 
-def rng_state() -> dict:
+def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
@@ -137,7 +137,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_state(directory: str | os.PathLike, state: dict) -> Path:
+def write_state(directory: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write `state` atomically as `<directory>/resume_state.pt` (temp file, fsync, rename)."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def write_state(directory: str | os.PathLike, state: dict) -> Path:
     return target
 
 
-def read_state(directory: str | os.PathLike) -> dict | None:
+def read_state(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The state in `directory`, or None when there is none. Raises ValueError when unreadable."""
     path = Path(directory) / STATE_NAME
     if not path.is_file():
@@ -180,7 +180,7 @@ class Resumer:
         directory: str | None,
         *,
         every_steps: int,
-        fingerprint: dict,
+        fingerprint: dict[str, Any],
         is_main_process: bool = True,
         report: Callable[[float, str], None] | None = None,
     ) -> None:
@@ -192,7 +192,9 @@ class Resumer:
         self.is_main_process = is_main_process
         self.report = report or (lambda fraction, message: None)
 
-    def restore(self, model, optimizer, scheduler) -> Position:
+    def restore(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+    ) -> Position:
         """Load the saved state into model, optimizer, scheduler and RNGs; Position() if none.
 
         Call before the model and optimizer are wrapped for several processes.
@@ -229,7 +231,13 @@ class Resumer:
     def due(self, update: int) -> bool:
         return self.directory is not None and update % self.every_steps == 0
 
-    def save(self, position: Position, model, optimizer, scheduler) -> None:
+    def save(
+        self,
+        position: Position,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+    ) -> None:
         """Write the state after `position.update` steps (main process only). `model` unwrapped."""
         if self.directory is None or not self.is_main_process:
             return

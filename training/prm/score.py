@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -66,7 +67,7 @@ class RewardModelScorer:
     def __init__(
         self,
         model: RewardModel,
-        tokenizer,
+        tokenizer: Any,
         *,
         objective: str = "prm",
         max_length: int = 2048,
@@ -147,30 +148,31 @@ class RewardModelScorer:
         if packed:
             problems = [tuple(e.input_ids[: e.prefix_length]) for e in encoded]
             for batch in problem_grouped_batches(problems, lengths, batch_tokens=budget, seed=None):
-                row = pack(
+                packed_row = pack(
                     [encoded[i].input_ids for i in batch.indices],
                     [encoded[i].prefix_length for i in batch.indices],
                 )
                 flat = [
                     where[p]
-                    for i, where in zip(batch.indices, row.flat_index, strict=True)
+                    for i, where in zip(batch.indices, packed_row.flat_index, strict=True)
                     for p in encoded[i].step_ends
                 ]
-                positions = torch.tensor(flat, device=self.device)
+                flat_positions = torch.tensor(flat, device=self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                     logits = self.model(
-                        row.input_ids.to(self.device),
+                        packed_row.input_ids.to(self.device),
                         None,
-                        torch.zeros_like(positions),
-                        positions,
-                        packed=row,
+                        torch.zeros_like(flat_positions),
+                        flat_positions,
+                        packed=packed_row,
                     )
                 self._spread(logits, batch.indices, encoded, per_item)
             return per_item
         for batch in length_grouped_batches(lengths, batch_tokens=budget, seed=None):
             input_ids = torch.full((len(batch.indices), batch.width), self.pad_id, dtype=torch.long)
             mask = torch.zeros_like(input_ids)
-            rows, positions = [], []
+            rows: list[int] = []
+            positions: list[int] = []
             for row, index in enumerate(batch.indices):
                 ids = encoded[index].input_ids
                 input_ids[row, : len(ids)] = torch.tensor(ids)
@@ -188,7 +190,12 @@ class RewardModelScorer:
         return per_item
 
     @staticmethod
-    def _spread(logits, indices, encoded, per_item) -> None:
+    def _spread(
+        logits: torch.Tensor,
+        indices: Sequence[int],
+        encoded: list[EncodedSolution],
+        per_item: list[list[tuple[float, float, float]]],
+    ) -> None:
         """Softmax of a batch's logits (its items' separators in order) into `per_item`."""
         probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
         cursor = 0

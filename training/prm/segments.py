@@ -25,9 +25,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .data import Collated, TrainingExample
 
 ATTENTION_NAME = "stepwise_segments"
 _layout: ContextVar[SegmentLayout | None] = ContextVar("stepwise_segment_layout", default=None)
@@ -188,7 +192,7 @@ def segment_attention(
     attention_mask: torch.Tensor | None,
     dropout: float = 0.0,
     scaling: float | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention-function signature: query [1, heads, N, d], key and value
     [1, kv_heads, N, d] over the flat row; returns [1, N, heads, d]."""
@@ -201,16 +205,16 @@ def segment_attention(
     gqa = k.shape[1] != q.shape[1]
     outputs = []
     for b in layout.buckets:
-        rows = [t[b.index].transpose(1, 2) for t in (q, k, v)]  # [m, heads, width, d]
+        q_b, k_b, v_b = (t[b.index].transpose(1, 2) for t in (q, k, v))  # [m, heads, width, d]
         out = torch.nn.functional.scaled_dot_product_attention(
-            *rows, dropout_p=dropout, is_causal=True, scale=scaling, enable_gqa=gqa
+            q_b, k_b, v_b, dropout_p=dropout, is_causal=True, scale=scaling, enable_gqa=gqa
         )
         outputs.append(out.transpose(1, 2).reshape(-1, *out.shape[1:2], out.shape[-1]))
     every = torch.cat(outputs) if len(outputs) > 1 else outputs[0]  # [rows x width, heads, d]
     return every[layout.source][None], None
 
 
-def _no_mask(*args, **kwargs) -> None:
+def _no_mask(*args: Any, **kwargs: Any) -> None:
     """The layout carries the attention structure: transformers builds no mask for it."""
     return None
 
@@ -227,7 +231,7 @@ def _register() -> None:
 def segment_attention_for(backbone: nn.Module, layout: SegmentLayout) -> Iterator[None]:
     """Run `backbone`'s attention over `layout` inside the block (restored afterwards)."""
     _register()
-    config = backbone.config
+    config: Any = backbone.config  # a transformers config (untyped)
     before = config._attn_implementation
     token = _layout.set(layout)
     config._attn_implementation = ATTENTION_NAME
@@ -238,7 +242,9 @@ def segment_attention_for(backbone: nn.Module, layout: SegmentLayout) -> Iterato
         _layout.reset(token)
 
 
-def collate_packed(examples: Sequence, **options):
+def collate_packed(
+    examples: Sequence[TrainingExample], **options: Any
+) -> tuple[Collated, PackedRow]:
     """`data.collate` for a packed batch: (Collated with one flat row, its PackedRow).
 
     The head's (row, position) pairs point into the flat row (row 0); `tokens` stays the
@@ -251,7 +257,9 @@ def collate_packed(examples: Sequence, **options):
         [e.prefix_length for e in examples],
         **options,
     )
-    positions, targets, weights = [], [], []
+    positions: list[int] = []
+    targets: list[tuple[float, float, float]] = []
+    weights: list[float] = []
     for example, where in zip(examples, packed.flat_index, strict=True):
         positions.extend(where[p] for p in example.label_positions)
         targets.extend(example.targets)

@@ -21,10 +21,17 @@ step, -1 there, nothing after.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .data import STEP_SEPARATOR, LabeledSolution
+
+if TYPE_CHECKING:
+    import torch
+
+    from .score import SolutionScores
 
 NAMES = {"Ava": "She", "Ben": "He", "Cleo": "She", "Dan": "He", "Fay": "She", "Gus": "He"}
 NAMES |= {"Hana": "She", "Ivan": "He", "Jo": "She", "Kai": "He", "Lena": "She", "Omar": "He"}
@@ -178,7 +185,9 @@ def _sample_solution(
             if wrong:
                 root = kind
 
-    def wrong_value(make, right: int, ok=lambda v: True) -> int:
+    def wrong_value(
+        make: Callable[..., int], right: int, ok: Callable[[int], bool] = lambda v: True
+    ) -> int:
         """A wrong value from `make`, fresh when asked; `right` when none is found."""
         for _ in range(8):
             value = make()
@@ -293,11 +302,11 @@ def make_world(
     return world
 
 
-def world_text(solutions: list[LabeledSolution]) -> list[str]:
+def world_text(solutions: Sequence[LabeledSolution]) -> list[str]:
     return [s.problem + "\n" + " ".join(s.steps) for s in solutions]
 
 
-def build_tokenizer(texts: list[str]):
+def build_tokenizer(texts: list[str]) -> Any:
     """A word-level tokenizer trained on `texts` (every word and number is one token)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -373,7 +382,7 @@ def build_tiny_backbone(
 NUMBER_PERIODS = (10.0, 5.0, 2.0 * NUMBER_VOCABULARY, 8.0 * NUMBER_VOCABULARY / 3)
 
 
-def _embed_number_values(weight, tokenizer) -> None:
+def _embed_number_values(weight: torch.Tensor, tokenizer: Any) -> None:
     """Write (cos, sin)(2 pi n / T) for each period T into the first dimensions of every number
     token's embedding (the rest stays random), at the norm a random row has there.
 
@@ -399,7 +408,9 @@ def _embed_number_values(weight, tokenizer) -> None:
                 weight[index, 2 * j + 1] = scale * math.sin(angle)
 
 
-def mistake_aurocs(scores, solutions: list[SyntheticSolution]) -> dict[str, float]:
+def mistake_aurocs(
+    scores: Sequence[SolutionScores], solutions: list[SyntheticSolution]
+) -> dict[str, float]:
     """Held-out step AUROC per mistake kind: every good step against the first-wrong steps of
     that kind (goodness = P(positive) + P(neutral), as in `evaluate.step_metrics`). It shows which
     checks a PRM has learned, e.g. local ones (sign vs verb) but not look-ups (copied numbers)."""

@@ -21,6 +21,7 @@ import argparse
 import json
 import tempfile
 import time
+from typing import Any
 
 import torch
 
@@ -42,7 +43,8 @@ def peak_tflops(device: torch.device, override: float | None) -> float | None:
 
 def non_embedding_parameters(model: torch.nn.Module) -> int:
     """Parameters of `model` less its input embedding table (an untied output layer counts)."""
-    backbone = getattr(model, "backbone", model)
+    # A PRM wraps its backbone; a bare causal LM is its own. Any: nn.Module's attributes are untyped.
+    backbone: Any = getattr(model, "backbone", model)
     embedding = backbone.get_input_embeddings().weight
     return sum(p.numel() for p in model.parameters() if p is not embedding)
 

@@ -21,15 +21,18 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from .backbones import require_causal
 from .config import TrainConfig, add_arguments, from_namespace
 from .data import (
+    Batch,
     LabeledSolution,
+    TrainingExample,
     build_examples,
     collate,
     length_grouped_batches,
@@ -38,6 +41,7 @@ from .data import (
 )
 from .model import (
     FrozenPrefixCache,
+    RewardModel,
     decoder_layers,
     freeze_lower_layers,
     new_reward_model,
@@ -54,10 +58,10 @@ from .segments import MIN_SHARED_FRACTION, collate_packed, shared_fraction
 @dataclass
 class TrainResult:
     checkpoint_dir: str
-    metrics: dict
+    metrics: dict[str, Any]
 
 
-def _accelerator(device: str | None = None):
+def _accelerator(device: str | None = None) -> Any:
     """An `accelerate.Accelerator` when launched on several processes, else None.
 
     Launched by `torchrun` or `accelerate launch`. Without CUDA (or with device 'cpu') the
@@ -77,7 +81,9 @@ def _accelerator(device: str | None = None):
     return accelerator
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor):
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """Weighted mean over labeled steps of -sum_c target_c * log p_c (keeps soft labels intact)."""
     per_step = -(targets * torch.log_softmax(logits.float(), dim=-1)).sum(dim=-1)
     return (per_step * weights).sum() / weights.sum().clamp_min(1e-8)
@@ -135,7 +141,7 @@ def train_reward_model(
     )
     problems = [tuple(e.input_ids[: e.prefix_length]) for e in examples]
 
-    def epoch_batches(seed: int):
+    def epoch_batches(seed: int) -> list[Batch]:
         if packing:
             return problem_grouped_batches(problems, lengths, batch_tokens=batch_tokens, seed=seed)
         return length_grouped_batches(lengths, batch_tokens=batch_tokens, seed=seed)
@@ -181,7 +187,7 @@ def train_reward_model(
     if accelerator:
         model, optimizer = accelerator.prepare(model, optimizer)
 
-    def batches(epoch: int, skip: int):
+    def batches(epoch: int, skip: int) -> Iterator[tuple[int, int, Batch]]:
         """This process's batches from batch `skip` of `epoch` on, with their position."""
         while True:
             order = epoch_batches(config.seed + epoch)
@@ -284,7 +290,7 @@ def train_reward_model(
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
     tokens, padded, labeled, loss_sum, loss_count = totals()
-    metrics: dict = {
+    metrics: dict[str, Any] = {
         "objective": config.objective,
         "train_loss": loss_sum / max(1.0, loss_count),
         "final_loss": last_loss,
@@ -342,7 +348,13 @@ def train_reward_model(
 
 
 def _frozen_prefix_cache(
-    model, examples, config: TrainConfig, device, pad_id: int, frozen_layers: int, report
+    model: RewardModel,
+    examples: Sequence[TrainingExample],
+    config: TrainConfig,
+    device: torch.device,
+    pad_id: int,
+    frozen_layers: int,
+    report: Callable[[float, str], None],
 ) -> FrozenPrefixCache | None:
     """The frozen layers' output per example, computed once (None: nothing frozen, or no cache).
 
@@ -392,7 +404,13 @@ def _native_bf16(device: torch.device) -> bool:
     )
 
 
-def _validation_metrics(model, tokenizer, validation, config, device) -> dict:
+def _validation_metrics(
+    model: RewardModel,
+    tokenizer: Any,
+    validation: Sequence[LabeledSolution],
+    config: TrainConfig,
+    device: torch.device,
+) -> dict[str, Any]:
     from .evaluate import outcome_metrics, step_metrics
 
     scorer = RewardModelScorer(
@@ -437,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from .synthetic import make_world
 
-        solutions = make_world(args.synthetic, 8, seed=config.seed)
+        solutions = [*make_world(args.synthetic, 8, seed=config.seed)]
     train, held = split_by_problem(solutions, held_out_fraction=args.held_out, seed=config.seed)
 
     main_process = int(os.environ.get("RANK", "0")) == 0  # one report under torchrun
