@@ -18,8 +18,9 @@ candidates:
     then chooses that candidate;
   * prefetch-miss: the same, but the labeler chooses another candidate;
   * baseline (in every trial): one plain backend call for the candidates the labeler then
-    sees, same prefix and same seeds (so the same tokens), K one-line samples in one `sample`
-    call: the least any design that samples on the choice waits.
+    sees, same prefix (and the same blank line after it, when the round learned that the model
+    wants one) and same seeds, K one-line samples in one `sample` call: the least any design
+    that samples on the choice waits.
 
 Ratios are per trial (mode / baseline of that trial), median over trials.
 """
@@ -159,7 +160,7 @@ def trial(client, side_client, mode: str, think: float) -> dict:
     request = SampleRequest(
         problem=body["problem"]["text"],
         seeds=tuple(shown.sampling["seeds"]),
-        prefix=solution_prefix(texts),
+        prefix=solution_prefix(texts) + shown.sampling.get("lead", ""),
     )
     baseline_cpu = time.process_time()
     baseline, _ = timed(lambda: backend.sample([request], line))

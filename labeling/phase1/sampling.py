@@ -72,6 +72,29 @@ def _lock_key(assignment_id: int, digest: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _lead(assignment: Assignment) -> str:
+    """``"\n"`` when the round's generator puts a blank line between steps.
+
+    Learned from the round's latest candidate set after a first step: if every candidate there
+    began with a blank line (each cost a second pass), or that set already started after one,
+    the next sampling starts after a blank line too.
+    """
+    last = (
+        TrajectoryCandidates.objects.filter(
+            assignment__task__generation_id=assignment.task.generation_id, position__gte=1
+        )
+        .order_by("-id")
+        .values_list("sampling", "candidates")
+        .first()
+    )
+    if last is None:
+        return ""
+    info, candidates = last
+    passes = info.get("passes") or {}
+    all_blank = bool(candidates) and passes.get("blank", 0) >= len(info.get("seeds") or [0])
+    return "\n" if info.get("lead") or all_blank else ""
+
+
 def candidates_get_or_sample(
     *,
     assignment: Assignment,
@@ -100,6 +123,7 @@ def candidates_get_or_sample(
             return found
         seeds = step_seeds(round_params["seed"], f"{assignment.pk}:{digest}", round_params["k"])
         params = round_sampling_params(round_params)
+        lead = _lead(assignment) if steps else ""
         started = time.perf_counter()
         stats: dict[str, int] = {}
         candidates = sample_next_steps(
@@ -108,6 +132,7 @@ def candidates_get_or_sample(
             steps=steps,
             seeds=seeds,
             params=params,
+            lead=lead,
             stats=stats,
         )
         elapsed_ms = round((time.perf_counter() - started) * 1000)
@@ -124,6 +149,7 @@ def candidates_get_or_sample(
                         **params.as_dict(),
                         # backend calls, candidates asked again after a blank line, answers
                         "passes": stats,
+                        "lead": lead,
                     },
                     elapsed_ms=elapsed_ms,
                     prefetched=prefetched,

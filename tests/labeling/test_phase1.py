@@ -478,3 +478,39 @@ def test_create_phase1_round_command(generator):
     tasks = LabelingTask.objects.filter(generation=generation)
     assert sorted(t.solution.problem_id for t in tasks) == [ids[0], ids[2]]
     assert {t.labelings_required for t in tasks} == {2}
+
+
+def test_a_generator_that_wants_blank_lines_costs_one_pass_once_learned(settings):
+    """A model that puts a blank line between steps: the round learns it after one step and
+    starts later samplings after a blank line (one backend call instead of two)."""
+
+    def reply(problem, seed, index, body):
+        answer = _after(body["prompt"])
+        steps = [line for line in answer.split("\n") if line.strip()]
+        if steps and not answer.endswith("\n\n"):
+            return ""  # wants a blank line first
+        return f"Line {len(steps) + 1}.{index}"
+
+    with ScriptedServer(reply) as server:
+        settings.STEPWISE_GENERATORS = {
+            **settings.STEPWISE_GENERATORS,
+            "scripted": {
+                "backend": "openai",
+                "base_url": server.base_url,
+                "model": "scripted",
+                "endpoint": "completions",
+                "max_n": 8,
+            },
+        }
+        make_round()
+        client = client_for(make_labeler())
+        claimed = client.post("/api/labeling/phase1/claim/").json()["assignment"]
+        first = step(
+            client, claimed["id"], position=0, ratings=[1] * K, flags=[False] * K, chosen=0
+        )
+        texts = [c["text"] for c in first.json()["assignment"]["current"]["candidates"]]
+        assert len(texts) == K and all(t.startswith("Line 2.") for t in texts)
+        step(client, claimed["id"], position=1, ratings=[1] * K, flags=[False] * K, chosen=0)
+    sets = {s.position: s.sampling for s in TrajectoryCandidates.objects.all()}
+    assert sets[1]["passes"]["calls"] == 2 and sets[1]["lead"] == ""
+    assert sets[2]["passes"] == {"calls": 1, "blank": 0, "answer": 0} and sets[2]["lead"] == "\n"

@@ -81,6 +81,7 @@ def sample_next_steps(
     steps: Sequence[str],
     seeds: Sequence[int],
     params: SamplingParams,
+    lead: str = "",
     stats: dict[str, int] | None = None,
 ) -> list[StepCandidate]:
     """Up to ``len(seeds)`` candidates for the step after ``steps``, in seed order.
@@ -88,14 +89,16 @@ def sample_next_steps(
     Candidates the model could not make into a step (it ended with nothing, and no answer is
     forced) are left out, so fewer than K may come back. ``stats``, when given, gets how many
     backend calls were made and how many candidates needed the second and third passes.
+    ``lead`` is written after a non-empty prefix before the model starts (``"\n"`` for a model
+    that puts a blank line between steps, which would otherwise cost every candidate a second
+    pass).
     """
     stats = stats if stats is not None else {}
     stats.update(calls=1, blank=0, answer=0)
     prefix = solution_prefix(steps)
+    start = prefix + lead if steps else prefix
     line = dataclasses.replace(params, stop=("\n", *params.stop), force_answer=False)
-    first = backend.sample(
-        [SampleRequest(problem=problem, seeds=tuple(seeds), prefix=prefix)], line
-    )
+    first = backend.sample([SampleRequest(problem=problem, seeds=tuple(seeds), prefix=start)], line)
     lines = [(_first_line(c.text), c.finish_reason, c.completion_tokens) for c in first[0]]
 
     # 2. Blank: ask again after the blank line the model wanted.
@@ -105,9 +108,7 @@ def sample_next_steps(
         stats["blank"] = len(blank)
         again = backend.sample(
             [
-                SampleRequest(
-                    problem=problem, seeds=(seeds[i] ^ _BLANK_SALT,), prefix=prefix + "\n"
-                )
+                SampleRequest(problem=problem, seeds=(seeds[i] ^ _BLANK_SALT,), prefix=start + "\n")
                 for i in blank
             ],
             line,
