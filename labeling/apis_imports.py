@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -41,9 +41,21 @@ class ImportCreateApi(APIView):
         field = serializers.CharField(allow_null=True)
         detail = serializers.CharField()
 
+    class ImportFileErrorSerializer(serializers.Serializer):
+        file = serializers.ListField(child=serializers.CharField())
+
     @extend_schema(
         request={"multipart/form-data": ImportFileInputSerializer},
-        responses={201: ImportResultSerializer, 400: ImportLineErrorSerializer},
+        responses={
+            201: ImportResultSerializer,
+            # A bad line, or a file refused as a whole (empty; no file given).
+            400: PolymorphicProxySerializer(
+                component_name="ImportError",
+                serializers=[ImportLineErrorSerializer, ImportFileErrorSerializer],
+                resource_type_field_name=None,
+            ),
+            413: ImportFileErrorSerializer,
+        },
     )
     def post(self, request: Request, kind: str) -> Response:
         importer = IMPORTERS.get(kind)
