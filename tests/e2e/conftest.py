@@ -74,6 +74,23 @@ def page(browser, live_server):
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
+    close_quietly(context)
+
+
+def close_quietly(context) -> None:
+    """Closes a browser context once the server is done with what its pages sent.
+
+    The workspace sends requests in the background (the next task's prefetch, drafts); one still
+    running on the live server when the test database is flushed can deadlock with the flush's
+    TRUNCATE. Leaving the pages stops new requests; the pause lets running ones finish.
+    """
+    for open_page in context.pages:
+        try:
+            open_page.goto("about:blank")
+        except Exception:  # a page that is already gone has nothing in flight
+            pass
+    if context.pages:
+        context.pages[0].wait_for_timeout(500)
     context.close()
 
 

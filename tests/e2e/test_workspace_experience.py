@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in, make_labeler, make_task, snap
+from tests.e2e.conftest import close_quietly, log_in, make_labeler, make_task, snap
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -236,7 +236,7 @@ def test_phone_width_keeps_the_focused_step_visible_in_both_themes(browser, live
         if folder:  # what the labeler sees: the window, sticky bar included
             page.screenshot(path=str(Path(folder) / f"experience-phone-{scheme}-window.png"))
     finally:
-        context.close()
+        close_quietly(context)
 
 
 def test_a_labeler_opening_the_console_gets_a_friendly_page(page):
