@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.urls import path
 
 from labeling import models
+from labeling.admin_views import agreement_view
 
 
 class StepInline(admin.TabularInline):
@@ -22,9 +24,6 @@ class LabelerAdmin(admin.ModelAdmin):
     change_list_template = "admin/labeling/labeler/change_list.html"
 
     def get_urls(self):
-        from django.urls import path
-
-        from labeling.admin_views import agreement_view
 
         page = path(
             "agreement/",

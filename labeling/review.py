@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 
+from labeling.agreement import agreement_report
 from labeling.models import (
     Generation,
     LabeledCompletion,
@@ -174,8 +175,6 @@ def labeler_scores() -> list[dict[str, Any]]:
     """Per labeler: screening status and score, QC agreement with gold, agreement with the
     other labelers (ordinal alpha vs the rest), labelings, give-ups, bad-problem reports, flags.
     Imported PRM800K labelers are included (they have labelings and agreement, no screening)."""
-    from labeling.agreement import agreement_report
-
     report = agreement_report()
     qc = {row["labeler_id"]: row for row in report["qc"]}
     alpha = {row["labeler_id"]: row for row in report["labelers"]}
@@ -221,8 +220,6 @@ def labeler_scores() -> list[dict[str, Any]]:
 
 def alpha_by_round() -> list[dict[str, Any]]:
     """Krippendorff's ordinal alpha per round (labeling.agreement), for the review screen."""
-    from labeling.agreement import agreement_report
-
     return agreement_report()["generations"]
 
 

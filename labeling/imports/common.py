@@ -19,6 +19,7 @@ from django.db.models import Model
 from tqdm import tqdm
 
 from config.errors import StepwiseError
+from labeling.models import Solution, Step
 
 # One key for every import: concurrent imports of overlapping files run one after the other,
 # so "exists?" checks and inserts cannot interleave.
@@ -420,8 +421,6 @@ def copy_solutions(
     result: ImportResult,
 ) -> None:
     """COPY new solutions (``SOLUTION_COPY_FIELDS``) and their steps (id, solution, position, text)."""
-    from labeling.models import Solution, Step
-
     copy_rows(Solution, SOLUTION_COPY_FIELDS, solution_rows)
     copy_rows(Step, ["id", "solution", "position", "text"], step_rows)
     result.count("created", "solutions", len(solution_rows))

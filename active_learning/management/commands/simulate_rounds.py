@@ -22,6 +22,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from labeling.models import LabeledStep, Labeling, Solution
+
 # Offsets that keep the held-out and labeling-PRM worlds apart from the pool (and from the pools of
 # nearby seeds, which draw problems with seed, seed + 1, ...).
 HELDOUT_SEED = 7919
@@ -424,7 +426,6 @@ def load_imported_world(*, seed: int, heldout_fraction: float) -> tuple[list[Any
     pre-generated solutions; the chosen or human completion for phase-1 trajectories); the first
     labeling of a solution (by id) wins. Screening items are left out.
     """
-    from labeling.models import LabeledStep, Labeling, Solution
     from training.prm.data import LabeledSolution
 
     first_labeling: dict[int, int] = {}

@@ -10,7 +10,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from labeling.imports import ImportLineError
-from labeling.imports.demo import load_demo
+from labeling.imports.demo import ADMIN_USERNAME, load_demo
+from training.demo import demo_loop_start
+from training.services import base_model_register
 
 
 class Command(BaseCommand):
@@ -59,7 +61,6 @@ class Command(BaseCommand):
     def _register_base_model(self) -> None:
         """SmolLM2 becomes the demo's base model when the set-up has put it on disk."""
         from training.prm.backbones import SMOLLM2_NAME, default_model_dir, is_model_dir
-        from training.services import base_model_register
 
         path = default_model_dir(settings.STEPWISE_MODEL_DIR)
         if not is_model_dir(path):
@@ -74,8 +75,6 @@ class Command(BaseCommand):
     def _start_loop(self) -> None:
         from django.contrib.auth import get_user_model
 
-        from labeling.imports.demo import ADMIN_USERNAME
-        from training.demo import demo_loop_start
         from training.prm.backbones import SMOLLM2_NAME
 
         admin = get_user_model().objects.filter(username=ADMIN_USERNAME).first()

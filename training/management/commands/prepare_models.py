@@ -22,6 +22,7 @@ from training.prm.backbones import (
     ensure_local_model,
     is_model_dir,
 )
+from training.services import base_model_register
 
 
 class Command(BaseCommand):
@@ -47,8 +48,6 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
             self.stdout.write(f"{SMOLLM2_NAME}: done in {time.perf_counter() - started:.0f} s")
         if options["register"]:
-            from training.services import base_model_register
-
             try:
                 model = base_model_register(name=SMOLLM2_NAME, path=str(target))
             except ValidationError as exc:
