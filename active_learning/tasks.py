@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
@@ -39,7 +40,7 @@ def send_step(generation_id: int, step: str, *, patient: bool = False) -> bool:
     """Publish one launch step (``score`` or ``select``) of a round; False, with a log line,
     when the broker does not take it (the launch sweep sends it again later)."""
     task = score_round if step == launch_sweep.SCORE else select_round
-    options = {"retry": True}
+    options: dict[str, Any] = {"retry": True}
     if patient:
         options["retry_policy"] = WORKER_PUBLISH_RETRY
     try:
