@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         flops_per_token = training_flops_per_token(
             params, layers=layers, hidden=hidden, lengths=lengths
         )
-        achieved = flops_per_token * m["tokens_per_s"]
+        # Useful FLOPs: padding is not counted, and packed batches compute a problem shared by
+        # several solutions once (computed_tokens < tokens): real tokens/s would overstate MFU.
+        useful = min(m["computed_tokens"], m["tokens"])
+        achieved = flops_per_token * useful / max(m["seconds"], 1e-9)
         peak = peak_tflops(device, args.peak_tflops)
         scorer.bf16 = device.type == "cuda"
         items = [(s.problem, s.steps) for s in held] * (1 if tiny else 4)
@@ -153,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_tokens_per_s": round(m["tokens_per_s"]),
             "train_labeled_steps_per_s": round(m["labeled_steps_per_s"]),
             "padding_fraction": round(m["padding_fraction"], 4),
+            "computed_tokens_per_real_token": round(m["computed_tokens"] / max(1, m["tokens"]), 3),
             "achieved_tflops": round(achieved / 1e12, 3),
             "mfu": round(achieved / (peak * 1e12), 4) if peak else None,
             "peak_tflops_assumed": peak,
