@@ -20,7 +20,8 @@ class Selection(models.Model):
         UNCERTAINTY = "uncertainty"
 
     generation = models.ForeignKey(
-        "labeling.Generation", on_delete=models.CASCADE, related_name="selections")
+        "labeling.Generation", on_delete=models.CASCADE, related_name="selections"
+    )
     solution = models.ForeignKey(
         "labeling.Solution", on_delete=models.CASCADE, related_name="selections"
     )

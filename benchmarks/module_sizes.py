@@ -22,30 +22,27 @@ PACKAGES = ("config", "labeling", "active_learning", "training")
 LONG = 50
 
 
+def _read(rev: str | None, path: str) -> str:
+    if rev is None:
+        return (ROOT / path).read_text(encoding="utf-8")
+    show = ["git", "show", f"{rev}:{path}"]
+    return subprocess.run(show, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def _files(rev: str | None, only: list[str]) -> dict[str, str]:
     """path -> source of each counted module."""
     if rev is None:
         paths = [str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
-        read = lambda path: (ROOT / path).read_text(encoding="utf-8")  # noqa: E731
     else:
         listing = subprocess.run(
             ["git", "ls-tree", "-r", "--name-only", rev, "--", *PACKAGES],
             cwd=ROOT, capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         paths = [p for p in listing.splitlines() if p.endswith(".py")]
-        read = lambda path: (
-            subprocess.run(  # noqa: E731
-                ["git", "show", f"{rev}:{path}"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
     paths = [p for p in paths if "/migrations/" not in p]
     if only:
         paths = [p for p in paths if any(p == o or p.startswith(o.rstrip("/") + "/") for o in only)]
-    return {path: read(path) for path in sorted(paths)}
+    return {path: _read(rev, path) for path in sorted(paths)}
 
 
 def _function_lengths(source: str) -> list[int]:

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from tests.training import factories as f
 from training import services
-from training.services import execute
 from training.models import PRMVersion, TrainingRun
 from training.selectors import active_prm_version
+from training.services import execute
 
 pytestmark = pytest.mark.django_db
 
