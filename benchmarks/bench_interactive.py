@@ -62,7 +62,7 @@ def make_round(generator: str, problems: int, k: int, tokens: int):
     from django.contrib.auth import get_user_model
 
     from labeling.models import Labeler, Problem
-    from labeling.phase1.services import phase1_round_create
+    from training.phase1.services import phase1_round_create
 
     ids = []
     for line in MATH500.read_text().splitlines()[:problems]:
@@ -87,10 +87,10 @@ def timed(fn):
 
 def trial(client, side_client, mode: str, think: float) -> dict:
     from labeling.models import Assignment
-    from labeling.phase1 import sampling
-    from labeling.phase1.services import round_params
     from training.generator import SampleRequest
     from training.generator.steps import solution_prefix
+    from training.phase1 import sampling
+    from training.phase1.services import round_params
 
     claimed = client.post("/api/labeling/phase1/claim/").json()["assignment"]
     aid, current = claimed["id"], claimed["current"]

@@ -37,7 +37,7 @@ LIVE_STATES = (Assignment.State.ACTIVE, Assignment.State.SUBMITTED)
 FINISH_REASONS = {choice.value for choice in Labeling.FinishReason}
 SCREENING_GENERATION_NUMBER = -1
 # The strategy of a phase-1 (interactive) round: its tasks are problems, not solutions, and are
-# claimed only from the interactive page (labeling/phase1/). Same leases, same invariants.
+# claimed only from the interactive page (training/phase1/). Same leases, same invariants.
 PHASE1_STRATEGY = "phase1"
 
 

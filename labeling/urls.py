@@ -3,7 +3,6 @@ from django.urls import path
 from labeling import apis
 from labeling.apis_exports import Prm800kExportApi, StepwiseExportApi
 from labeling.apis_imports import ImportCreateApi
-from labeling.phase1 import apis as phase1_apis
 
 urlpatterns: list = [
     path("labeling/ping/", apis.PingApi.as_view(), name="labeling-ping"),
@@ -46,33 +45,6 @@ urlpatterns: list = [
         apis.AdminAgreementApi.as_view(),
         name="labeling-admin-agreement",
     ),
-    path("labeling/phase1/claim/", phase1_apis.Phase1ClaimApi.as_view(), name="phase1-claim"),
-    path(
-        "labeling/phase1/assignments/<int:assignment_id>/",
-        phase1_apis.Phase1AssignmentApi.as_view(),
-        name="phase1-assignment",
-    ),
-    path(
-        "labeling/phase1/assignments/<int:assignment_id>/step/",
-        phase1_apis.Phase1StepApi.as_view(),
-        name="phase1-step",
-    ),
-    path(
-        "labeling/phase1/assignments/<int:assignment_id>/prefetch/",
-        phase1_apis.Phase1PrefetchApi.as_view(),
-        name="phase1-prefetch",
-    ),
-    path(
-        "labeling/phase1/assignments/<int:assignment_id>/undo/",
-        phase1_apis.Phase1UndoApi.as_view(),
-        name="phase1-undo",
-    ),
-    path(
-        "labeling/phase1/assignments/<int:assignment_id>/end/",
-        phase1_apis.Phase1EndApi.as_view(),
-        name="phase1-end",
-    ),
-    path("labeling/phase1/rounds/", phase1_apis.Phase1RoundsApi.as_view(), name="phase1-rounds"),
     path("admin/exports/prm800k/", Prm800kExportApi.as_view(), name="export-prm800k"),
     path("admin/exports/stepwise/", StepwiseExportApi.as_view(), name="export-stepwise"),
     path("admin/imports/<str:kind>/", ImportCreateApi.as_view(), name="import-create"),

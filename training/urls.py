@@ -1,6 +1,7 @@
 from django.urls import path
 
 from training import apis
+from training.phase1 import apis as phase1_apis
 
 app_name = "training"
 
@@ -30,4 +31,32 @@ urlpatterns = [
         apis.SamplingRunDetailApi.as_view(),
         name="sampling-run",
     ),
+    # Phase-1 interactive labeling keeps its place under /api/labeling/phase1/: labelers use it.
+    path("labeling/phase1/claim/", phase1_apis.Phase1ClaimApi.as_view(), name="phase1-claim"),
+    path(
+        "labeling/phase1/assignments/<int:assignment_id>/",
+        phase1_apis.Phase1AssignmentApi.as_view(),
+        name="phase1-assignment",
+    ),
+    path(
+        "labeling/phase1/assignments/<int:assignment_id>/step/",
+        phase1_apis.Phase1StepApi.as_view(),
+        name="phase1-step",
+    ),
+    path(
+        "labeling/phase1/assignments/<int:assignment_id>/prefetch/",
+        phase1_apis.Phase1PrefetchApi.as_view(),
+        name="phase1-prefetch",
+    ),
+    path(
+        "labeling/phase1/assignments/<int:assignment_id>/undo/",
+        phase1_apis.Phase1UndoApi.as_view(),
+        name="phase1-undo",
+    ),
+    path(
+        "labeling/phase1/assignments/<int:assignment_id>/end/",
+        phase1_apis.Phase1EndApi.as_view(),
+        name="phase1-end",
+    ),
+    path("labeling/phase1/rounds/", phase1_apis.Phase1RoundsApi.as_view(), name="phase1-rounds"),
 ]

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in, make_labeler, snap
 from tests.generator.conftest import build_tiny_generator
-from tests.labeling.test_phase1 import assert_same_shape, labeling_rows
+from tests.training.test_phase1 import assert_same_shape, labeling_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +32,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture
 def phase1_round(settings, tiny_model):
     from labeling.models import Problem
-    from labeling.phase1.services import phase1_round_create
+    from training.phase1.services import phase1_round_create
 
     settings.STEPWISE_GENERATORS = {
         **settings.STEPWISE_GENERATORS,

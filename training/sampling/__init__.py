@@ -42,7 +42,7 @@ from training.sampling.common import (
     SamplingError,
 )
 from training.sampling.generators import (
-    _api_key,  # noqa: F401 - labeling/phase1/sampling.py imports it from here
+    _api_key,  # noqa: F401 - training/phase1/sampling.py imports it from here
     backend_for_run,
     default_generator,
     generator_configs,

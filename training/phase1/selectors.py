@@ -7,8 +7,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from labeling.models import Generation, LabelingTask
-from labeling.phase1.services import Trajectory, round_params
 from labeling.services import PHASE1_STRATEGY
+from training.phase1.services import Trajectory, round_params
 
 
 def trajectory_payload(trajectory: Trajectory) -> dict[str, Any]:

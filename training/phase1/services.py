@@ -37,7 +37,6 @@ from labeling.models import (
     TrajectoryCandidates,
     TrajectoryStep,
 )
-from labeling.phase1 import sampling
 from labeling.services import (
     PHASE1_STRATEGY,
     LabelingInvalid,
@@ -48,6 +47,7 @@ from labeling.services import (
 )
 from training.generator import FewShotPrompt
 from training.generator.steps import ends_solution
+from training.phase1 import sampling
 
 SEED_SOURCE = "phase1-seed"
 TRAJECTORY_SOURCE = "phase1"

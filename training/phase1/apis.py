@@ -16,8 +16,8 @@ from rest_framework.views import APIView
 from labeling import services as labeling_services
 from labeling.apis import LEASE_LOST, LabelingApi
 from labeling.permissions import IsStepwiseAdmin
-from labeling.phase1 import selectors, services
 from training.generator import GeneratorError
+from training.phase1 import selectors, services
 
 OTHER_MODE = OpenApiResponse(description="other_mode_open: the open lease is a phase-2 task")
 
@@ -43,15 +43,15 @@ class Phase1Api(LabelingApi):
 # ---------------------------------------------------------------- serializers
 
 
-class CandidateOutput(serializers.Serializer):
+class Phase1CandidateOutput(serializers.Serializer):
     index = serializers.IntegerField()
     text = serializers.CharField()
     ends_solution = serializers.BooleanField()
 
 
-class CurrentOutput(serializers.Serializer):
+class Phase1CurrentOutput(serializers.Serializer):
     position = serializers.IntegerField()
-    candidates = CandidateOutput(many=True)
+    candidates = Phase1CandidateOutput(many=True)
     elapsed_ms = serializers.IntegerField()
 
 
@@ -69,12 +69,12 @@ class DecidedStepOutput(serializers.Serializer):
     candidates = RatedCandidateOutput(many=True)
 
 
-class ProblemOutput(serializers.Serializer):
+class Phase1ProblemOutput(serializers.Serializer):
     text = serializers.CharField()
     reference_answer = serializers.CharField(allow_blank=True)
 
 
-class DraftOutput(serializers.Serializer):
+class Phase1DraftOutput(serializers.Serializer):
     state = serializers.JSONField()
     active_ms = serializers.IntegerField()
     saved_at = serializers.DateTimeField()
@@ -84,11 +84,11 @@ class TrajectoryOutput(serializers.Serializer):
     id = serializers.IntegerField()
     state = serializers.CharField()
     lease_expires_at = serializers.DateTimeField()
-    problem = ProblemOutput()
+    problem = Phase1ProblemOutput()
     k = serializers.IntegerField()
     steps = DecidedStepOutput(many=True)
-    current = CurrentOutput(allow_null=True)
-    draft = DraftOutput(allow_null=True)
+    current = Phase1CurrentOutput(allow_null=True)
+    draft = Phase1DraftOutput(allow_null=True)
     active_ms = serializers.IntegerField()
     labeling_id = serializers.IntegerField(allow_null=True)
     finish_reason = serializers.CharField(allow_null=True)
@@ -106,7 +106,7 @@ def _rating_list():
     )
 
 
-class StepInput(serializers.Serializer):
+class Phase1StepInput(serializers.Serializer):
     position = serializers.IntegerField(min_value=0)
     ratings = _rating_list()
     flags = serializers.ListField(child=serializers.BooleanField(), max_length=services.MAX_K)
@@ -129,11 +129,11 @@ class PrefetchOutput(serializers.Serializer):
     elapsed_ms = serializers.IntegerField(allow_null=True)
 
 
-class UndoInput(serializers.Serializer):
+class Phase1UndoInput(serializers.Serializer):
     position = serializers.IntegerField(min_value=0)
 
 
-class EndInput(serializers.Serializer):
+class Phase1EndInput(serializers.Serializer):
     finish_reason = serializers.ChoiceField(choices=["give_up", "bad_problem"])
     reason = serializers.CharField(allow_blank=True, max_length=10000)
     position = serializers.IntegerField(min_value=0)
@@ -142,7 +142,7 @@ class EndInput(serializers.Serializer):
     total_time_ms = serializers.IntegerField(min_value=0)
 
 
-class EndOutput(serializers.Serializer):
+class Phase1EndOutput(serializers.Serializer):
     labeling_id = serializers.IntegerField()
     finish_reason = serializers.CharField()
 
@@ -181,9 +181,9 @@ class Phase1AssignmentApi(Phase1Api):
 
 
 class Phase1StepApi(Phase1Api):
-    @extend_schema(request=StepInput, responses={200: TrajectoryEnvelope, 409: LEASE_LOST})
+    @extend_schema(request=Phase1StepInput, responses={200: TrajectoryEnvelope, 409: LEASE_LOST})
     def post(self, request, assignment_id: int):
-        data = StepInput(data=request.data)
+        data = Phase1StepInput(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.trajectory_step(
             assignment_id=assignment_id, labeler=self.labeler, **data.validated_data
@@ -211,9 +211,9 @@ class Phase1PrefetchApi(Phase1Api):
 
 
 class Phase1UndoApi(Phase1Api):
-    @extend_schema(request=UndoInput, responses={200: TrajectoryEnvelope, 409: LEASE_LOST})
+    @extend_schema(request=Phase1UndoInput, responses={200: TrajectoryEnvelope, 409: LEASE_LOST})
     def post(self, request, assignment_id: int):
-        data = UndoInput(data=request.data)
+        data = Phase1UndoInput(data=request.data)
         data.is_valid(raise_exception=True)
         trajectory = services.trajectory_undo(
             assignment_id=assignment_id, labeler=self.labeler, **data.validated_data
@@ -224,15 +224,20 @@ class Phase1UndoApi(Phase1Api):
 class Phase1EndApi(Phase1Api):
     """Give up or report a bad problem."""
 
-    @extend_schema(request=EndInput, responses={201: EndOutput, 200: EndOutput, 409: LEASE_LOST})
+    @extend_schema(
+        request=Phase1EndInput,
+        responses={201: Phase1EndOutput, 200: Phase1EndOutput, 409: LEASE_LOST},
+    )
     def post(self, request, assignment_id: int):
-        data = EndInput(data=request.data)
+        data = Phase1EndInput(data=request.data)
         data.is_valid(raise_exception=True)
         labeling, created = services.trajectory_end(
             assignment_id=assignment_id, labeler=self.labeler, **data.validated_data
         )
         return Response(
-            EndOutput({"labeling_id": labeling.pk, "finish_reason": labeling.finish_reason}).data,
+            Phase1EndOutput(
+                {"labeling_id": labeling.pk, "finish_reason": labeling.finish_reason}
+            ).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -240,7 +245,7 @@ class Phase1EndApi(Phase1Api):
 # ---------------------------------------------------------------- admin endpoints
 
 
-class RoundInput(serializers.Serializer):
+class Phase1RoundInput(serializers.Serializer):
     problem_ids = serializers.ListField(
         child=serializers.IntegerField(), allow_empty=True, required=False
     )
@@ -256,7 +261,7 @@ class RoundInput(serializers.Serializer):
     seed = serializers.IntegerField(required=False, default=0)
 
 
-class RoundOutput(serializers.Serializer):
+class Phase1RoundOutput(serializers.Serializer):
     id = serializers.IntegerField()
     number = serializers.IntegerField()
     state = serializers.CharField()
@@ -273,15 +278,15 @@ class Phase1RoundsApi(APIView):
 
     permission_classes = [IsStepwiseAdmin]
 
-    @extend_schema(responses=RoundOutput(many=True))
+    @extend_schema(responses=Phase1RoundOutput(many=True))
     def get(self, request):
-        return Response(RoundOutput(selectors.phase1_rounds(), many=True).data)
+        return Response(Phase1RoundOutput(selectors.phase1_rounds(), many=True).data)
 
-    @extend_schema(request=RoundInput, responses={201: RoundOutput})
+    @extend_schema(request=Phase1RoundInput, responses={201: Phase1RoundOutput})
     def post(self, request):
         from training.sampling import default_generator, problems_select
 
-        data = RoundInput(data=request.data)
+        data = Phase1RoundInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         values["generator"] = values.get("generator") or default_generator()
@@ -296,4 +301,4 @@ class Phase1RoundsApi(APIView):
             generation = services.phase1_round_create(**values, launched_by=request.user)
         except ValidationError as exc:
             return Response(exc.message_dict, status=status.HTTP_400_BAD_REQUEST)
-        return Response(RoundOutput(generation).data, status=status.HTTP_201_CREATED)
+        return Response(Phase1RoundOutput(generation).data, status=status.HTTP_201_CREATED)

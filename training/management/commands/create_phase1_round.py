@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, **options) -> None:
-        from labeling.phase1.services import phase1_round_create
+        from training.phase1.services import phase1_round_create
         from training.sampling import default_generator
 
         if options["problem_ids"]:

@@ -27,9 +27,9 @@ from labeling.models import (
     Problem,
     TrajectoryCandidates,
 )
-from labeling.phase1 import services as phase1
 from tests.generator.conftest import ScriptedServer
 from tests.labeling.factories import client_for, make_labeler
+from training.phase1 import services as phase1
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
