@@ -153,6 +153,7 @@ def ensure_frontend() -> None:
         log("installing frontend packages")
         run([npm, "ci" if lock.exists() else "install", "--no-audit", "--no-fund"], cwd=FRONTEND)
         stamp.write_text(wanted)
+    generate_api_types(npm)
     sources = sorted(p for p in (FRONTEND / "src").rglob("*") if p.is_file())
     built = FRONTEND / "dist" / ".stepwise-built"
     wanted_build = digest(FRONTEND / "package.json", FRONTEND / "build.mjs", *sources)
@@ -161,6 +162,23 @@ def ensure_frontend() -> None:
         run([npm, "run", "build"], cwd=FRONTEND)
         built.parent.mkdir(parents=True, exist_ok=True)
         built.write_text(wanted_build)
+
+
+def generate_api_types(npm: str) -> None:
+    """frontend/src/generated/api.ts from the API's OpenAPI schema (openapi-typescript).
+
+    The type check (`tsc`, part of the build) then holds the workspace's hand-written types
+    against the API as it is (src/api-contract.ts). Generated each time, never committed.
+    """
+    generated = FRONTEND / "src" / "generated"
+    generated.mkdir(exist_ok=True)
+    schema = VAR / "openapi.json"
+    schema.parent.mkdir(parents=True, exist_ok=True)
+    manage_py = [str(VENV_PYTHON), str(ROOT / "manage.py")]
+    run([*manage_py, "spectacular", "--format", "openapi-json", "--file", str(schema)], cwd=ROOT)
+    types = generated / "api.ts"
+    npx = str(Path(npm).with_name("npx"))
+    run([npx, "openapi-typescript", str(schema), "-o", str(types), "--silent"], cwd=FRONTEND)
 
 
 def ensure_models() -> None:
