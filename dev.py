@@ -172,13 +172,20 @@ def generate_api_types(npm: str) -> None:
     """
     generated = FRONTEND / "src" / "generated"
     generated.mkdir(exist_ok=True)
+    types = generated / "api.ts"
+    # The schema follows from the apps' Python; regenerate only when that changed.
+    stamp = generated / ".stepwise-schema"
+    apps = ("config", "labeling", "training", "active_learning")
+    wanted = digest(*sorted(p for app in apps for p in (ROOT / app).rglob("*.py")))
+    if types.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return
     schema = VAR / "openapi.json"
     schema.parent.mkdir(parents=True, exist_ok=True)
     manage_py = [str(VENV_PYTHON), str(ROOT / "manage.py")]
     run([*manage_py, "spectacular", "--format", "openapi-json", "--file", str(schema)], cwd=ROOT)
-    types = generated / "api.ts"
     npx = str(Path(npm).with_name("npx"))
     run([npx, "openapi-typescript", str(schema), "-o", str(types), "--silent"], cwd=FRONTEND)
+    stamp.write_text(wanted)
 
 
 def ensure_models() -> None:

@@ -45,7 +45,12 @@ function csrfToken(): string {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-async function request<T>(method: string, url: string, body?: unknown): Promise<T | null> {
+/** One JSON call with the session's CSRF token; null for an empty answer. */
+export async function request<T>(
+  method: string,
+  url: string,
+  body?: unknown,
+): Promise<T | null> {
   let response: Response;
   try {
     response = await fetch(url, {

@@ -11,7 +11,7 @@
 // candidates for the most likely choice (the best-rated candidate so far), so that choosing it
 // shows the next candidates at once.
 import "./interactive.css";
-import { ApiError, NetworkError } from "./api";
+import { ApiError, NetworkError, request } from "./api";
 import { ActiveTimer } from "./activity";
 import { el, formatDuration, kbd } from "./dom";
 import { renderRounds } from "./interactive_rounds";
@@ -64,46 +64,6 @@ const RATINGS: { rating: Rating; label: string; keys: string[]; cls: string }[] 
   { rating: -1, label: "Bad", keys: ["3", "b"], cls: "bad" },
 ];
 
-function csrfToken(): string {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function call<T>(method: string, url: string, body?: unknown): Promise<T | null> {
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: {
-        Accept: "application/json",
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        ...(method === "GET" ? {} : { "X-CSRFToken": csrfToken() }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    throw new NetworkError(err instanceof Error ? err.message : String(err));
-  }
-  if (response.status === 204) {
-    return null;
-  }
-  const text = await response.text();
-  let parsed: unknown = null;
-  try {
-    parsed = text ? JSON.parse(text) : null;
-  } catch {
-    parsed = null;
-  }
-  if (!response.ok) {
-    throw new ApiError(
-      response.status,
-      parsed && typeof parsed === "object" ? (parsed as Record<string, unknown>) : null,
-    );
-  }
-  return parsed as T;
-}
-
 /** The candidate worth sampling ahead for: the best-rated one that does not end the solution. */
 export function likelyChoice(candidates: Candidate[], ratings: (Rating | null)[]): number | null {
   let best: number | null = null;
@@ -151,7 +111,7 @@ export class Interactive {
     this.body.replaceChildren(el("p", { class: "muted", text: "Finding a problem…" }));
     this.waitStarted("Sampling the first candidates");
     try {
-      const res = await call<{ assignment: Trajectory }>("POST", `${BASE}/phase1/claim/`);
+      const res = await request<{ assignment: Trajectory }>("POST", `${BASE}/phase1/claim/`);
       this.waitDone();
       if (!res) {
         this.t = null;
@@ -246,7 +206,7 @@ export class Interactive {
     }
     window.clearTimeout(this.draftTimer);
     this.draftTimer = window.setTimeout(() => {
-      void call("PUT", `${BASE}/assignments/${t.id}/draft/`, {
+      void request("PUT", `${BASE}/assignments/${t.id}/draft/`, {
         state: this.draftNow(),
         active_ms: this.timer.ms,
       })
@@ -260,7 +220,7 @@ export class Interactive {
       return;
     }
     try {
-      await call("POST", `${BASE}/assignments/${this.t.id}/heartbeat/`);
+      await request("POST", `${BASE}/assignments/${this.t.id}/heartbeat/`);
     } catch (err) {
       this.onBackgroundError(err);
     }
@@ -281,7 +241,7 @@ export class Interactive {
       return;
     }
     this.prefetched.add(key);
-    void call("POST", `${BASE}/phase1/assignments/${t.id}/prefetch/`, {
+    void request("POST", `${BASE}/phase1/assignments/${t.id}/prefetch/`, {
       position: t.current.position,
       candidate: choice,
     }).catch((err) => this.onBackgroundError(err));
@@ -302,7 +262,7 @@ export class Interactive {
     performance.mark("stepwise:choice");
     this.waitStarted("Sampling the next candidates");
     try {
-      const res = await call<{ assignment: Trajectory; finished: boolean }>(
+      const res = await request<{ assignment: Trajectory; finished: boolean }>(
         "POST",
         `${BASE}/phase1/assignments/${t.id}/step/`,
         {
@@ -337,7 +297,7 @@ export class Interactive {
     }
     this.busy = true;
     try {
-      const res = await call<{ assignment: Trajectory }>(
+      const res = await request<{ assignment: Trajectory }>(
         "POST",
         `${BASE}/phase1/assignments/${t.id}/undo/`,
         { position: t.steps.length - 1 },
@@ -359,7 +319,7 @@ export class Interactive {
     }
     this.busy = true;
     try {
-      await call("POST", `${BASE}/phase1/assignments/${t.id}/end/`, {
+      await request("POST", `${BASE}/phase1/assignments/${t.id}/end/`, {
         finish_reason: reason,
         reason: text,
         position: t.current ? t.current.position : t.steps.length,
@@ -769,7 +729,7 @@ function boot(): void {
   if (root && document.body.dataset.page === "interactive") {
     void new Interactive(root).start();
   } else if (root && document.body.dataset.page === "phase1-rounds") {
-    void renderRounds(root, call);
+    void renderRounds(root, request);
   }
 }
 
