@@ -1,6 +1,6 @@
 """Load test of the labeling loop against gunicorn, as production runs it.
 
-    python benchmarks/load_labeling.py [--levels 50,200] [--seconds 20]
+    python benchmarks/load_labeling.py [--levels 50,200] [--seconds 20] [--cpu 300]
 
 Creates (or recreates) the scratch database `bench_labeling` on the Postgres of DATABASE_URL,
 migrates it, seeds labelers with API tokens and a queue of 4-step tasks, starts gunicorn
@@ -11,6 +11,14 @@ connection each, no think time) that loop: ping, claim, 2-3 draft saves, submit.
 under the same load. Reports labelings/s, p50/p99 per request type, errors, and checks in the
 database that no task was over-assigned and that every 201 the clients got is exactly one stored
 labeling.
+
+Server CPU per request (``--cpu N``, on by default): before the load levels, a second gunicorn
+with one worker and one thread (gthread, as production) serves one labeler's strictly sequential
+loop N times: ping, claim, one draft save, submit. The worker's CPU time (all its threads, from
+/proc/<pid>/task/*/schedstat, nanoseconds) and that of its Postgres backend are read before and
+after every request, so each request type gets its own CPU per request, in the same run as the
+ping baseline. SQL statements per request are counted in-process (Django test client with
+``CaptureQueriesContext``, same settings, same database) on the same loop.
 """
 
 from __future__ import annotations
@@ -170,6 +178,158 @@ def load_generator(port, tokens, seconds, warmup, queue):
     queue.put(samples)
 
 
+# ---------------------------------------------------------------- server CPU per request
+
+
+def _cpu_ns(pid: int) -> int | None:
+    """CPU time of a process so far, all threads, in ns (None if it cannot be read)."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that just ended
+    except (FileNotFoundError, PermissionError):
+        return None
+    return total
+
+
+def _worker_pid(master: int) -> int:
+    """The one worker of a gunicorn master (its only child process)."""
+    for _ in range(100):
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == master:
+                return int(stat.parent.name)
+        time.sleep(0.1)
+    raise RuntimeError("no gunicorn worker found")
+
+
+def _backend_pid(worker_pid_: int) -> int | None:
+    """The Postgres backend serving the worker (its one persistent connection), if local."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    if len(pids) != 1 or _cpu_ns(pids[0]) is None:
+        return None
+    return pids[0]
+
+
+def _cycle(call) -> None:
+    """One labeler's request sequence: ping, claim, one draft save, submit."""
+    call("ping", "GET", "/api/labeling/ping/")
+    status, payload = call("claim", "POST", "/api/labeling/claim/")
+    if status != 200:
+        raise RuntimeError(f"claim answered {status}")
+    base = f"/api/labeling/assignments/{json.loads(payload)['assignment']['id']}"
+    call("draft", "PUT", f"{base}/draft/", {"state": {"r": [1, 1]}, "active_ms": 900})
+    steps = [{"position": i, "rating": 1, "flagged": False} for i in range(STEPS)]
+    body = {"finish_reason": "solution", "reason": "", "total_time_ms": 5000, "steps": steps}
+    status, _ = call("submit", "POST", f"{base}/submit/", body)
+    if status != 201:
+        raise RuntimeError(f"submit answered {status}")
+
+
+def _queries_per_request(token: str, cycles: int = 5) -> dict[str, float]:
+    """SQL statements per request type, counted in-process on the same loop."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
+    counts: dict[str, list[int]] = {}
+
+    def call(kind, method, path, body=None):
+        with CaptureQueriesContext(connection) as captured:
+            response = client.generic(
+                method, path, json.dumps(body) if body is not None else "", "application/json"
+            )
+        counts.setdefault(kind, []).append(len(captured.captured_queries))
+        return response.status_code, response.content
+
+    for _ in range(cycles):
+        _cycle(call)
+    return {kind: statistics.mean(values) for kind, values in sorted(counts.items())}
+
+
+def run_cpu(n: int, port: int, env: dict, number: int) -> dict:
+    """Server CPU per request type: one gunicorn worker, one thread, one sequential client."""
+    # Cycles rotate over 30 labelers, so each stays under the per-user throttle as a real
+    # labeler does (and its throttle history, read and written on every request, stays short).
+    tokens = _seed(labelers=31, tasks=n + 50, generation_number=number, prefix="cpu")
+    cmd = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--worker-class",
+        "gthread",
+        "--log-level",
+        "warning",
+    ]
+    server = _start_gunicorn(port, env, cmd)
+    try:
+        worker = _worker_pid(server.pid)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Content-Type": "application/json"}
+        spent: dict[str, list[tuple[int, int]]] = {}
+        backend: list[int | None] = [None]
+
+        def call(kind, method, path, body=None):
+            data = json.dumps(body).encode() if body is not None else None
+            before = (_cpu_ns(worker), _cpu_ns(backend[0]) if backend[0] else 0)
+            conn.request(method, path, body=data, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            after = (_cpu_ns(worker), _cpu_ns(backend[0]) if backend[0] else 0)
+            spent.setdefault(kind, []).append((after[0] - before[0], after[1] - before[1]))
+            return response.status, payload
+
+        for i in range(20):  # warm-up: imports, connections, caches
+            headers["Authorization"] = f"Token {tokens[i % 30]}"
+            _cycle(call)
+        backend[0] = _backend_pid(worker)
+        spent.clear()
+        for i in range(n):
+            headers["Authorization"] = f"Token {tokens[i % 30]}"
+            _cycle(call)
+        conn.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    result: dict = {"requests_each": n, "worker_cpu_ms": {}, "postgres_cpu_ms": {}}
+    for kind, values in spent.items():
+        result["worker_cpu_ms"][kind] = {
+            "mean": round(statistics.mean(v[0] for v in values) / 1e6, 2),
+            "median": round(statistics.median(v[0] for v in values) / 1e6, 2),
+        }
+        if backend[0]:
+            result["postgres_cpu_ms"][kind] = round(statistics.mean(v[1] for v in values) / 1e6, 2)
+    ping = result["worker_cpu_ms"]["ping"]["mean"]
+    result["x_ping"] = {
+        kind: round(cpu["mean"] / ping, 2) for kind, cpu in result["worker_cpu_ms"].items()
+    }
+    result["queries"] = _queries_per_request(tokens[30])
+    # Its leftover tasks must not feed the load levels, which start from fresh rounds.
+    from labeling.models import Generation
+
+    Generation.objects.filter(number=number).update(state="finished")
+    return result
+
+
 # ---------------------------------------------------------------- orchestration
 
 
@@ -179,8 +339,8 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
-def _start_gunicorn(port: int, env: dict) -> subprocess.Popen:
-    cmd = [
+def _start_gunicorn(port: int, env: dict, cmd: list[str] | None = None) -> subprocess.Popen:
+    cmd = cmd or [
         str(Path(sys.executable).parent / "gunicorn"),
         "config.wsgi:application",
         "--bind",
@@ -281,6 +441,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=300,
+        help="sequential loops for the server-CPU measure (0: skip it)",
+    )
     args = parser.parse_args()
 
     scratch = _scratch_url()
@@ -302,20 +468,36 @@ def main() -> int:
     )
     os.environ.update({k: env[k] for k in ("CACHE_KEY_PREFIX", "LOG_LEVEL")})
     _setup_django(scratch)
-    server = _start_gunicorn(args.port, env)
     print(f"load average before: {os.getloadavg()} on {os.cpu_count()} CPUs", flush=True)
+    cpu = None
+    if args.cpu:
+        cpu = run_cpu(args.cpu, args.port + 1, env, number=99)
+        print(json.dumps({"server_cpu": cpu}, indent=1), flush=True)
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    server = _start_gunicorn(args.port, env) if levels else None
     results = []
     try:
-        for i, k in enumerate(int(x) for x in args.levels.split(",")):
+        for i, k in enumerate(levels):
             result = run_level(k, args.seconds, args.warmup, args.port, number=100 + i)
             results.append(result)
             print(json.dumps(result, indent=1), flush=True)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    if cpu:
+        print(
+            "\n| request | worker CPU ms (mean) | median | x ping | Postgres CPU ms | SQL statements |"
+        )
+        print("|---|---|---|---|---|---|")
+        for kind, ms in cpu["worker_cpu_ms"].items():
+            print(
+                f"| {kind} | {ms['mean']} | {ms['median']} | {cpu['x_ping'][kind]} "
+                f"| {cpu['postgres_cpu_ms'].get(kind, '-')} | {cpu['queries'].get(kind)} |"
+            )
     print("\n| K | labelings/s | request | n | p50 ms | p99 ms | p99 / ping p99 |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
@@ -328,7 +510,7 @@ def main() -> int:
         print(f"K={r['K']}: errors {r['errors'] or 'none'}; integrity {r['integrity']}")
     print(f"load average after: {os.getloadavg()}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"server_cpu": cpu, "levels": results}, indent=1))
     bad = any(
         r["integrity"]["over_assigned_tasks"]
         or r["integrity"]["duplicate_receipts"]
