@@ -1,5 +1,5 @@
 // The help dialog behind "?": how to rate (with worked examples of +1, 0 and -1, written for
-// this project in the spirit of the PRM800K instructions), how time is counted, and the keys.
+// this project and checked against the PRM800K labeler instructions), how time is counted, and the keys.
 import { el, kbd } from "../dom";
 import { renderMathText } from "../math";
 
@@ -16,7 +16,8 @@ const EXAMPLES: Example[] = [
   {
     rating: "Great (+1)",
     cls: "great",
-    when: "The step is correct and moves the solution forward in a sensible way.",
+    when:
+      "Correct, checkable in about half a minute, fits the steps above, and moves the work on. An approach that later fails still counts, as long as it is something a capable student would reasonably try.",
     problem: "Find the sum of the roots of $x^2 - 7x + 10 = 0$.",
     step: "By Vieta's formulas the sum of the roots is $-(-7)/1 = 7$.",
     why: "True, and it answers the question directly.",
@@ -25,7 +26,7 @@ const EXAMPLES: Example[] = [
     rating: "Okay (0)",
     cls: "okay",
     when:
-      "Nothing wrong, but it does not help: it repeats the problem, says what it will do without doing it, or tries something reasonable that leads nowhere.",
+      "Correct and fitting, but it adds nothing: it restates the problem or an earlier step, cheers the solver on, or keeps grinding out cases after the pattern is already plain.",
     problem: "Find the sum of the roots of $x^2 - 7x + 10 = 0$.",
     step: "I need to find the roots of the quadratic $x^2 - 7x + 10 = 0$ and add them.",
     why: "Correct, but only restates the task.",
@@ -34,10 +35,19 @@ const EXAMPLES: Example[] = [
     rating: "Bad (-1)",
     cls: "bad",
     when:
-      "The step is wrong: a mistake in arithmetic or logic, a claim that cannot be checked, or a move that takes the solution off course. One such step ends the task.",
+      "Anything false (even in an otherwise right step), too terse to check without pen and paper, off-topic or garbled, or a move into an obvious dead end or a loop. One such step ends the task.",
     problem: "Find the sum of the roots of $x^2 - 7x + 10 = 0$.",
     step: "The quadratic factors as $(x-2)(x+5)$, so the roots are $2$ and $-5$.",
     why: "$(x-2)(x+5) = x^2 + 3x - 10$, not the given polynomial.",
+  },
+  {
+    rating: "Bad (-1), at the answer",
+    cls: "bad",
+    when:
+      "The step that states the final answer is rated for the whole solution: if the work above does not fully justify it, it is Bad even when the number matches the reference.",
+    problem: "Find every real $x$ with $x^2 = 3x$.",
+    step: "Dividing both sides by $x$ gives $x = 3$. Answer: $3$",
+    why: "Dividing by $x$ silently drops the root $x = 0$, so the answer is incomplete.",
   },
 ];
 
@@ -86,7 +96,7 @@ export function buildGuidelines(): HTMLDialogElement {
     { id: "help-dialog", class: "help-dialog", "aria-labelledby": "help-title" },
     el("h2", { id: "help-title", text: "Guidelines" }),
     el("p", {
-      text: "Rate each step on its own, assuming every step above it is as written. Steps appear one at a time. After the first Bad step, rate the alternatives offered for it; the task then ends. Ratings can be changed until you submit. When unsure, rate as best you can and flag the step.",
+      text: "Rate each step on its own, assuming every step above it is as written. Steps appear one at a time. After the first Bad step, rate the alternatives offered for it; the task then ends. Ratings can be changed until you submit: if you notice a mistake you let through, fix that rating rather than giving up. Judge substance, not wording: a loose phrase whose meaning is clear is not Bad. Flag a step only when these rules do not cover it, and sparingly. Give up only when you cannot judge the solution at all; a broken problem statement (a missing figure, a question with no clear answer) is reported, not given up.",
     }),
     el("h3", { text: "Ratings, with examples" }),
     examples,
