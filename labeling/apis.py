@@ -182,6 +182,33 @@ class MeOutput(serializers.Serializer):
     history = HistoryOutput(many=True)
 
 
+# Claims and submits answer with dicts built here rather than through ClaimOutput and
+# SubmitOutput: the serializer tree cost more server CPU than the rest of a claim (BENCHMARKS.md,
+# "Labeling loop under load"). The serializers still define the schema; a test holds both equal
+# (tests/labeling/test_hot_path.py).
+_DATETIME = serializers.DateTimeField()
+
+
+def claim_body(payload: dict) -> dict:
+    """``ClaimOutput({"assignment": payload}).data``, without the serializers."""
+    draft = payload["draft"]
+    return {
+        "assignment": {
+            "id": payload["id"],
+            "lease_expires_at": _DATETIME.to_representation(payload["lease_expires_at"]),
+            "problem": payload["problem"],
+            "steps": payload["steps"],
+            "draft": draft
+            and {
+                "state": draft["state"],
+                "active_ms": draft["active_ms"],
+                "saved_at": _DATETIME.to_representation(draft["saved_at"]),
+            },
+            "progress": payload["progress"],
+        }
+    }
+
+
 LEASE_LOST = OpenApiResponse(
     description="lease_lost: the lease expired, was reassigned or the task was cancelled"
 )
@@ -218,8 +245,7 @@ class ClaimApi(LabelingApi):
                 },
                 status=status.HTTP_423_LOCKED,
             )
-        payload = selectors.assignment_payload(assignment=assignment)
-        return Response(ClaimOutput({"assignment": payload}).data)
+        return Response(claim_body(selectors.assignment_payload(assignment=assignment)))
 
 
 class AssignmentHeartbeatApi(LabelingApi):
@@ -246,8 +272,7 @@ class AssignmentPrefetchApi(LabelingApi):
         assignment = services.assignment_prefetch(labeler=self.labeler, current_id=assignment_id)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        payload = selectors.assignment_payload(assignment=assignment)
-        return Response(ClaimOutput({"assignment": payload}).data)
+        return Response(claim_body(selectors.assignment_payload(assignment=assignment)))
 
 
 class AssignmentDraftApi(LabelingApi):
@@ -280,11 +305,13 @@ def _finish(view: LabelingApi, *, assignment_id: int, data: dict) -> Response:
         total_time_ms=data["total_time_ms"],
         steps=data["steps"],
     )
+    # SubmitOutput's representation; "next" only when asked for and the claim did not lose a
+    # race (the page then claims itself).
     body = {"labeling_id": labeling.pk, "finish_reason": labeling.finish_reason}
     if data.get("claim_next"):
         # The next claim rides on the submit, so the workspace waits one round trip between
         # tasks, not two. Its own transaction: the labeling above is stored whatever happens
-        # here, and a claim that loses a race leaves "next" out (the page then claims itself).
+        # here.
         try:
             assignment = services.assignment_claim(labeler=view.labeler)
         except services.LeaseLost:
@@ -292,11 +319,8 @@ def _finish(view: LabelingApi, *, assignment_id: int, data: dict) -> Response:
         if assignment is None:
             body["next"] = None
         elif assignment:
-            body["next"] = {"assignment": selectors.assignment_payload(assignment=assignment)}
-    data = dict(SubmitOutput(body).data)
-    if "next" not in body:
-        data.pop("next", None)  # not asked for, or the claim lost a race: the page claims itself
-    return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+            body["next"] = claim_body(selectors.assignment_payload(assignment=assignment))
+    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class AssignmentSubmitApi(LabelingApi):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
 from django.db.models import Avg, Count
 from django.utils import timezone
 
@@ -16,11 +18,13 @@ from labeling.models import (
     Labeling,
     LabelingTask,
     Problem,
+    Solution,
     Step,
+    StepAlternative,
 )
 from labeling.services import (
+    NOT_DONE_BY_SQL,
     SCREENING_GENERATION_NUMBER,
-    _not_done_by,
     gold_pairs,
     step_agreement,
 )
@@ -33,76 +37,45 @@ def labeler_for_user(user: User | AnonymousUser) -> Labeler | None:
     return Labeler.objects.filter(user_id=user.pk).first()
 
 
-def assignment_payload(*, assignment: Assignment) -> dict[str, Any]:
-    """What the workspace needs for one assignment and nothing more.
-
-    No kind, gold, generation, scores or other labelers' work: QC and screening items must look
-    exactly like any other task.
-    """
-    problem = Problem.objects.only("text", "reference_answer").get(
-        solutions__tasks__assignments=assignment
-    )
-    steps = (
-        Step.objects.filter(solution__tasks__assignments=assignment)
-        .order_by("position")
-        .prefetch_related("alternatives")
-    )
-    draft = None
-    if assignment.draft_saved_at is not None:
-        draft = {
-            "state": assignment.draft_state,
-            "active_ms": assignment.draft_active_ms or 0,
-            "saved_at": assignment.draft_saved_at,
-        }
-    return {
-        "id": assignment.pk,
-        "lease_expires_at": assignment.lease_expires_at,
-        "problem": {"text": problem.text, "reference_answer": problem.reference_answer},
-        "steps": [
-            {
-                "position": step.position,
-                "text": step.text,
-                "alternatives": _offered(step),
-            }
-            for step in steps
-        ],
-        "draft": draft,
-        "progress": assignment_progress(assignment=assignment),
-    }
-
-
-def _offered(step: Step) -> list[dict[str, Any]]:
-    by_position = {alt.position: alt.text for alt in step.alternatives.all()}
-    return [
-        {"position": position, "text": by_position[position]}
-        for position in offered_alternatives(step.text, by_position.items())
-    ]
-
-
-def _start_of_day(now: datetime) -> datetime:
-    return timezone.make_aware(
-        datetime.combine(timezone.localdate(now), time.min), timezone.get_current_timezone()
-    )
-
-
 # Counting what is left stops here: "more than 1000" is all a labeler needs to know, and the
 # count stays cheap on rounds of any size.
 LEFT_IN_ROUND_CAP = 1000
 
+# Everything the workspace shows of an assignment, in one statement (it is sent with every
+# claim): the problem, the steps with their alternatives, and the progress line. Why SQL and not
+# the ORM: services.py, "SQL on the hot path".
+_PAYLOAD_SQL = f"""
+    SELECT p.text, p.reference_answer,
+      (SELECT json_agg(json_build_array(s.position, s.text,
+                (SELECT json_agg(json_build_array(alt.position, alt.text))
+                 FROM {StepAlternative._meta.db_table} alt WHERE alt.step_id = s.id))
+              ORDER BY s.position)
+       FROM {Step._meta.db_table} s WHERE s.solution_id = mine.solution_id),
+      (SELECT count(*) FROM {Labeling._meta.db_table} done
+       WHERE done.labeler_id = %(labeler)s AND done.timestamp >= %(start_of_day)s),
+      (SELECT count(*) FROM (
+         SELECT 1 FROM {LabelingTask._meta.db_table} t
+         WHERE t.generation_id = %(generation)s AND t.state = 'open' AND t.kind = %(kind)s
+           AND t.id <> mine.id AND {NOT_DONE_BY_SQL}
+         LIMIT {LEFT_IN_ROUND_CAP + 1}) capped)
+    FROM {LabelingTask._meta.db_table} mine
+    JOIN {Solution._meta.db_table} sol ON sol.id = mine.solution_id
+    JOIN {Problem._meta.db_table} p ON p.id = sol.problem_id
+    WHERE mine.id = %(task)s
+"""
 
-def assignment_progress(*, assignment: Assignment, now: datetime | None = None) -> dict[str, Any]:
-    """Where the labeler is: how many tasks they finished today and how many are left in the
-    round this task belongs to (for them: open, not labeled or held by them yet).
 
-    The same for every kind of task, so a QC item cannot be told apart by its progress line.
+def assignment_payload(*, assignment: Assignment, now: datetime | None = None) -> dict[str, Any]:
+    """What the workspace needs for one assignment and nothing more.
+
+    No kind, gold, generation, scores or other labelers' work: QC and screening items must look
+    exactly like any other task.
+
+    The progress line says where the labeler is: how many tasks they finished today and how
+    many are left in the round this task belongs to (for them: open, not labeled or held by them
+    yet). It is the same for every kind of task, so a QC item cannot be told apart by it.
     """
     now = now or timezone.now()
-    labeler = assignment.labeler
-    done_today = Labeling.objects.filter(
-        labeler_id=assignment.labeler_id, timestamp__gte=_start_of_day(now)
-    ).count()
-    if assignment.prefetched:
-        done_today += 1  # shown once the task open now is finished
     # Loaded with the assignment on every claim path (select_related), so usually no query.
     generation = assignment.task.generation
     kind = (
@@ -110,16 +83,59 @@ def assignment_progress(*, assignment: Assignment, now: datetime | None = None) 
         if generation.number == SCREENING_GENERATION_NUMBER
         else LabelingTask.Kind.REGULAR
     )
-    open_tasks = LabelingTask.objects.filter(
-        generation=generation, state=LabelingTask.State.OPEN, kind=kind
-    ).exclude(assignments=assignment)
-    left = _not_done_by(labeler, open_tasks).order_by()[: LEFT_IN_ROUND_CAP + 1].count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PAYLOAD_SQL,
+            {
+                "task": assignment.task_id,
+                "labeler": assignment.labeler_id,
+                "generation": generation.pk,
+                "kind": kind,
+                "start_of_day": _start_of_day(now),
+            },
+        )
+        problem_text, reference_answer, steps, done_today, left = cursor.fetchone()
+    if isinstance(steps, str):  # json arrives decoded, unless a text loader is registered
+        steps = json.loads(steps)
+    draft = None
+    if assignment.draft_saved_at is not None:
+        draft = {
+            "state": assignment.draft_state,
+            "active_ms": assignment.draft_active_ms or 0,
+            "saved_at": assignment.draft_saved_at,
+        }
+    if assignment.prefetched:
+        done_today += 1  # shown once the task open now is finished
     return {
-        "done_today": done_today,
-        "round": generation.number,
-        "left_in_round": left,
-        "left_capped": left > LEFT_IN_ROUND_CAP,
+        "id": assignment.pk,
+        "lease_expires_at": assignment.lease_expires_at,
+        "problem": {"text": problem_text, "reference_answer": reference_answer},
+        "steps": [
+            {"position": position, "text": text, "alternatives": _offered(text, alts or [])}
+            for position, text, alts in steps or []
+        ],
+        "draft": draft,
+        "progress": {
+            "done_today": done_today,
+            "round": generation.number,
+            "left_in_round": left,
+            "left_capped": left > LEFT_IN_ROUND_CAP,
+        },
     }
+
+
+def _offered(step_text: str, alternatives: list[list]) -> list[dict[str, Any]]:
+    by_position = {position: text for position, text in alternatives}
+    return [
+        {"position": position, "text": by_position[position]}
+        for position in offered_alternatives(step_text, by_position.items())
+    ]
+
+
+def _start_of_day(now: datetime) -> datetime:
+    return timezone.make_aware(
+        datetime.combine(timezone.localdate(now), time.min), timezone.get_current_timezone()
+    )
 
 
 def labeler_summary(*, labeler: Labeler, now: datetime | None = None) -> dict[str, Any]:

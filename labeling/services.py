@@ -7,15 +7,15 @@ work in the right order and keeps the transactions short. See docs/task-leasing.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, models, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from config.errors import StepwiseError
@@ -79,29 +79,125 @@ def lease_duration() -> timedelta:
     return timedelta(seconds=settings.STEPWISE_LEASE_SECONDS)
 
 
+# ---------------------------------------------------------------- SQL on the hot path
+#
+# Claim and submit run once per task a labeler does, so their statements are written in SQL and
+# rows become model instances directly: building the ORM queries was about half of their server
+# CPU (BENCHMARKS.md, "Labeling loop under load"). The statements, their locks and their order
+# are those of the ORM code they replaced; the invariants stay with the constraints on
+# Assignment (docs/task-leasing.md). Rare paths (screening, QC, cancelled tasks) keep the ORM.
+
+ASSIGNMENT = Assignment._meta.db_table
+TASK = LabelingTask._meta.db_table
+GENERATION = Generation._meta.db_table
+
+
+@functools.cache
+def _row_layout(model: type[models.Model]) -> tuple[list[str], list[tuple[int, models.Field]]]:
+    """A model's columns in order, and the fields whose database value needs converting (JSON)."""
+    fields = model._meta.concrete_fields
+    converters = [(i, f) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    return [f.attname for f in fields], converters
+
+
+def select_list(model: type[models.Model], alias: str) -> str:
+    """Every column of ``model``, in the order ``from_row`` expects."""
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+def from_row(model: type[models.Model], values: tuple | list) -> Any:
+    """A model instance from the values of ``select_list(model, ...)``, as the ORM builds it."""
+    attnames, converters = _row_layout(model)
+    if converters:
+        values = list(values)
+        for i, field in converters:
+            values[i] = field.from_db_value(values[i], None, connection)
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, values)
+
+
+_ASSIGNMENT_WIDTH = len(Assignment._meta.concrete_fields)
+_TASK_WIDTH = len(LabelingTask._meta.concrete_fields)
+_ASSIGNMENT_WITH_TASK_SQL = (
+    f"SELECT {select_list(Assignment, 'a')}, {select_list(LabelingTask, 't')}, "
+    f"{select_list(Generation, 'g')} FROM {ASSIGNMENT} a "
+    f"JOIN {TASK} t ON t.id = a.task_id JOIN {GENERATION} g ON g.id = t.generation_id "
+)
+
+
+def _lock_assignments(
+    where: str, params: list, *, labeler: Labeler | None = None, order_by: str = "a.id"
+) -> list[Assignment]:
+    """Lock the assignment rows matching ``where`` (alias ``a``), each with its task and the
+    task's generation loaded, as ``select_for_update(of=("self",)).select_related("task",
+    "task__generation")`` does; ``labeler`` is attached to those that are theirs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{_ASSIGNMENT_WITH_TASK_SQL} WHERE {where} ORDER BY {order_by} FOR UPDATE OF a",
+            params,
+        )
+        rows = cursor.fetchall()
+    assignments = []
+    for row in rows:
+        assignment = from_row(Assignment, row[:_ASSIGNMENT_WIDTH])
+        task = from_row(LabelingTask, row[_ASSIGNMENT_WIDTH : _ASSIGNMENT_WIDTH + _TASK_WIDTH])
+        LabelingTask.generation.field.set_cached_value(
+            task, from_row(Generation, row[_ASSIGNMENT_WIDTH + _TASK_WIDTH :])
+        )
+        Assignment.task.field.set_cached_value(assignment, task)
+        if labeler is not None and assignment.labeler_id == labeler.pk:
+            Assignment.labeler.field.set_cached_value(assignment, labeler)
+        assignments.append(assignment)
+    return assignments
+
+
+def _update_assignment(assignment: Assignment, **values: Any) -> None:
+    """Set columns of one assignment row, and on the instance (``save(update_fields=...)``)."""
+    for name, value in values.items():
+        setattr(assignment, name, value)
+    columns = ", ".join(f'"{Assignment._meta.get_field(name).column}" = %s' for name in values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ASSIGNMENT} SET {columns} WHERE id = %s",
+            [*(getattr(assignment, Assignment._meta.get_field(n).attname) for n in values)]
+            + [assignment.pk],
+        )
+
+
 # ---------------------------------------------------------------- claiming
 
 
 def _lock_own_assignment(labeler: Labeler, *, prefetched: bool = False) -> Assignment | None:
     """The labeler's open lease (or, with ``prefetched``, their prefetched one), locked."""
-    return (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("task", "task__generation")
-        .filter(labeler=labeler, state=Assignment.State.ACTIVE, prefetched=prefetched)
-        .first()
+    held = _lock_assignments(
+        "a.labeler_id = %s AND a.state = 'active' AND a.prefetched = %s",
+        [labeler.pk, prefetched],
+        labeler=labeler,
     )
+    return held[0] if held else None
 
 
 def _not_done_by(labeler: Labeler, tasks):
     """Tasks whose solution this labeler has neither labeled nor holds.
 
     Solutions with a blank step are never served: a labeler cannot rate an empty row. Imports
-    refuse them; this keeps rows stored before that check out of the queue.
+    refuse them; this keeps rows stored before that check out of the queue. The same rule in
+    SQL, for the hot path: ``NOT_DONE_BY_SQL``.
     """
     held = Assignment.objects.filter(task=OuterRef("pk"), labeler=labeler, state__in=LIVE_STATES)
     labeled = Labeling.objects.filter(labeler=labeler, solution=OuterRef("solution_id"))
     blank = Step.objects.filter(solution_id=OuterRef("solution_id"), text__regex=r"^\s*$")
     return tasks.filter(~Exists(held), ~Exists(labeled), ~Exists(blank))
+
+
+# ``_not_done_by`` in SQL, for a task aliased ``t`` and the labeler as ``%(labeler)s``.
+NOT_DONE_BY_SQL = f"""
+    NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} held WHERE held.task_id = t.id
+                AND held.labeler_id = %(labeler)s AND held.state IN ('active', 'submitted'))
+    AND NOT EXISTS (SELECT 1 FROM {Labeling._meta.db_table} labeled
+                    WHERE labeled.labeler_id = %(labeler)s AND labeled.solution_id = t.solution_id)
+    AND NOT EXISTS (SELECT 1 FROM {Step._meta.db_table} blank
+                    WHERE blank.solution_id = t.solution_id AND blank.text ~ '^\\s*$')
+"""
 
 
 def _shared_item(labeler: Labeler, tasks) -> LabelingTask | None:
@@ -114,6 +210,33 @@ def _shared_item(labeler: Labeler, tasks) -> LabelingTask | None:
     )
 
 
+# Active rounds in the order their tasks are served: phase-2 rounds, or (True) phase-1 rounds.
+_GENERATIONS_SQL = {
+    phase1: f"""
+        SELECT {select_list(Generation, "g")} FROM {GENERATION} g
+        WHERE g.state = 'active' AND g.number <> {SCREENING_GENERATION_NUMBER}
+          AND g.strategy {op} %(phase1)s
+        ORDER BY g.number
+    """
+    for phase1, op in ((False, "<>"), (True, "="))
+}
+# The first task of a round with a free slot, in queue order, along the partial index
+# labelingtask_open_queue_idx (generation, priority desc, id), skipping rows others hold.
+_CANDIDATE_SQL = f"""
+    SELECT {select_list(LabelingTask, "t")} FROM {TASK} t
+    WHERE t.generation_id = %(generation)s AND t.state = 'open' AND t.kind = 'regular'
+      AND t.id <> ALL(%(skip)s)
+      AND {NOT_DONE_BY_SQL}
+      AND (SELECT count(*) FROM {ASSIGNMENT} live WHERE live.task_id = t.id
+           AND (live.state = 'submitted'
+                OR (live.state = 'active' AND live.lease_expires_at > %(now)s)))
+          < t.labelings_required
+    ORDER BY t.priority DESC, t.id
+    LIMIT 1
+    FOR UPDATE OF t SKIP LOCKED
+"""
+
+
 def _lock_regular_candidate(
     labeler: Labeler, now: datetime, skip: list[int], *, phase1: bool = False
 ) -> LabelingTask | None:
@@ -122,36 +245,19 @@ def _lock_regular_candidate(
     Generations are walked in order, one query each, so every query follows the partial index
     `labelingtask_open_queue_idx` (generation, priority desc, id) and stops at the first hit.
     """
-    live = Assignment.objects.filter(task=OuterRef("pk")).filter(
-        Q(state=Assignment.State.SUBMITTED)
-        | Q(state=Assignment.State.ACTIVE, lease_expires_at__gt=now)
-    )
-    held = live.order_by().values("task").annotate(n=Count("*")).values("n")
-    generations = Generation.objects.filter(state=Generation.State.ACTIVE).exclude(
-        number=SCREENING_GENERATION_NUMBER
-    )
-    if phase1:
-        generations = generations.filter(strategy=PHASE1_STRATEGY)
-    else:
-        generations = generations.exclude(strategy=PHASE1_STRATEGY)
-    generations = generations.order_by("number").values_list("id", flat=True)
-    for generation_id in generations:
-        tasks = LabelingTask.objects.filter(
-            generation_id=generation_id,
-            state=LabelingTask.State.OPEN,
-            kind=LabelingTask.Kind.REGULAR,
-        ).exclude(id__in=skip)
-        task = (
-            _not_done_by(labeler, tasks)
-            .annotate(held=Coalesce(Subquery(held), 0))
-            .filter(held__lt=F("labelings_required"))
-            .select_related("generation")
-            .order_by("-priority", "id")
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if task is not None:
-            return task
+    with connection.cursor() as cursor:
+        cursor.execute(_GENERATIONS_SQL[phase1], {"phase1": PHASE1_STRATEGY})
+        generations = [from_row(Generation, row) for row in cursor.fetchall()]
+        for generation in generations:
+            cursor.execute(
+                _CANDIDATE_SQL,
+                {"generation": generation.pk, "skip": skip, "labeler": labeler.pk, "now": now},
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                task = from_row(LabelingTask, row)
+                LabelingTask.generation.field.set_cached_value(task, generation)
+                return task
     return None
 
 
@@ -160,16 +266,20 @@ def _free_slot(task: LabelingTask, labeler: Labeler, now: datetime) -> tuple[int
 
     Also tells whether this labeler left a draft on the task in an earlier, lapsed lease.
     """
-    rows = Assignment.objects.filter(task=task).values_list(
-        "id", "state", "slot", "lease_expires_at", "labeler_id", "draft_saved_at"
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, state, slot, lease_expires_at, labeler_id, draft_saved_at IS NOT NULL "
+            f"FROM {ASSIGNMENT} WHERE task_id = %s",
+            [task.pk],
+        )
+        rows = cursor.fetchall()
     taken, lapsed, has_draft = set(), [], False
-    for pk, state, slot, expires, holder, draft_saved_at in rows:
+    for pk, state, slot, expires, holder, has_saved_draft in rows:
         if state == Assignment.State.ACTIVE and expires <= now:
             lapsed.append(pk)
         elif state in LIVE_STATES:
             taken.add(slot)
-        has_draft = has_draft or (holder == labeler.pk and draft_saved_at is not None)
+        has_draft = has_draft or (holder == labeler.pk and has_saved_draft)
     if lapsed:
         Assignment.objects.filter(
             pk__in=lapsed, state=Assignment.State.ACTIVE, lease_expires_at__lte=now
@@ -187,36 +297,54 @@ def _open_assignment(
     prefetched: bool = False,
 ) -> Assignment:
     now = timezone.now()
-    # A labeler whose earlier lease on this task was swept gets their draft back.
-    previous = None
-    if may_have_draft:
-        previous = (
-            Assignment.objects.filter(task=task, labeler=labeler, draft_saved_at__isnull=False)
-            .order_by("-draft_saved_at")
-            .first()
+    # A labeler whose earlier lease on this task was swept gets their draft back (the stored
+    # JSON text is copied as it is).
+    draft = (None, None, None)
+    with connection.cursor() as cursor:
+        if may_have_draft:
+            cursor.execute(
+                f"SELECT draft_state, draft_active_ms, draft_saved_at FROM {ASSIGNMENT} "
+                "WHERE task_id = %s AND labeler_id = %s AND draft_saved_at IS NOT NULL "
+                "ORDER BY draft_saved_at DESC LIMIT 1",
+                [task.pk, labeler.pk],
+            )
+            draft = cursor.fetchone() or draft
+        cursor.execute(
+            f"""
+            INSERT INTO {ASSIGNMENT} (task_id, labeler_id, task_kind, slots, slot, state,
+                prefetched, lease_expires_at, draft_state, draft_active_ms, draft_saved_at,
+                labeling_id, created_at, finished_at)
+            VALUES (%s, %s, %s, %s, %s, 'active', %s, %s, %s::jsonb, %s, %s, NULL, %s, NULL)
+            RETURNING {select_list(Assignment, ASSIGNMENT)}
+            """,
+            [
+                task.pk,
+                labeler.pk,
+                task.kind,
+                task.labelings_required,
+                slot,
+                prefetched,
+                now + lease_duration(),
+                *draft,
+                now,
+            ],
         )
-    return Assignment.objects.create(
-        task=task,
-        labeler=labeler,
-        task_kind=task.kind,
-        slots=task.labelings_required,
-        slot=slot,
-        prefetched=prefetched,
-        lease_expires_at=now + lease_duration(),
-        draft_state=previous.draft_state if previous else None,
-        draft_active_ms=previous.draft_active_ms if previous else None,
-        draft_saved_at=previous.draft_saved_at if previous else None,
-    )
+        assignment = from_row(Assignment, cursor.fetchone())
+    Assignment.task.field.set_cached_value(assignment, task)
+    Assignment.labeler.field.set_cached_value(assignment, labeler)
+    return assignment
 
 
 def _claim_regular_or_qc(
     labeler: Labeler, now: datetime, *, phase1: bool, prefetched: bool = False
 ) -> Assignment | None:
-    qc_items = LabelingTask.objects.filter(
-        state=LabelingTask.State.OPEN,
-        kind=LabelingTask.Kind.QUALITY_CONTROL,
-        generation__state=Generation.State.ACTIVE,
-    ).exclude(generation__strategy=PHASE1_STRATEGY)
+    def qc_items():  # built only when asked for: most claims serve a regular task
+        return LabelingTask.objects.filter(
+            state=LabelingTask.State.OPEN,
+            kind=LabelingTask.Kind.QUALITY_CONTROL,
+            generation__state=Generation.State.ACTIVE,
+        ).exclude(generation__strategy=PHASE1_STRATEGY)
+
     skip: list[int] = []
     for _attempt in range(20):  # bounded: each miss excludes one task
         task = _lock_regular_candidate(labeler, now, skip, phase1=phase1)
@@ -231,7 +359,7 @@ def _claim_regular_or_qc(
             skip.append(task.pk)
             continue
         if task.generation.qc_rate > 0 and random.random() < task.generation.qc_rate:
-            qc_task = _shared_item(labeler, qc_items.filter(generation=task.generation))
+            qc_task = _shared_item(labeler, qc_items().filter(generation=task.generation))
             if qc_task is not None:
                 return _open_assignment(labeler, qc_task, slot=None, prefetched=prefetched)
         slot, has_draft = _free_slot(task, labeler, now)
@@ -243,7 +371,7 @@ def _claim_regular_or_qc(
     if phase1:
         return None
     # No regular work left: QC items still go to every labeler.
-    qc_task = _shared_item(labeler, qc_items)
+    qc_task = _shared_item(labeler, qc_items())
     if qc_task is None:
         return None
     return _open_assignment(labeler, qc_task, slot=None, prefetched=prefetched)
@@ -253,23 +381,20 @@ def _claim_once(labeler: Labeler, *, phase1: bool = False) -> Assignment | None:
     now = timezone.now()
     # The open lease first, else a prefetched one (it becomes the open lease): one query.
     own = None
-    for held in (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("task", "task__generation")
-        .filter(labeler=labeler, state=Assignment.State.ACTIVE)
-        .order_by("prefetched")
+    for held in _lock_assignments(
+        "a.labeler_id = %s AND a.state = 'active'",
+        [labeler.pk],
+        labeler=labeler,
+        order_by="a.prefetched, a.id",
     ):
         if _task_cancelled(held.task):
-            held.state = Assignment.State.WITHDRAWN
-            held.save(update_fields=["state"])
+            _update_assignment(held, state=Assignment.State.WITHDRAWN)
         elif own is None:
             own = held
     if own is not None:
         # Their own open lease comes back first; one that lapsed but was not yet swept still
         # holds its slot, so it can simply be renewed.
-        own.lease_expires_at = now + lease_duration()
-        own.prefetched = False
-        own.save(update_fields=["lease_expires_at", "prefetched"])
+        _update_assignment(own, lease_expires_at=now + lease_duration(), prefetched=False)
         return own
     if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
         labeler = Labeler.objects.get(pk=labeler.pk)  # may have just been screened
@@ -319,14 +444,12 @@ def _prefetch_once(labeler: Labeler, current_id: int) -> Assignment | None:
         return None  # only the open lease of a phase-2 task prefetches
     held = _lock_own_assignment(labeler, prefetched=True)
     if held is not None and _task_cancelled(held.task):
-        held.state = Assignment.State.WITHDRAWN
-        held.save(update_fields=["state"])
+        _update_assignment(held, state=Assignment.State.WITHDRAWN)
         held = None
     if held is not None:
         # Asked again (every heartbeat): the same lease, renewed, so it lapses only with the
         # labeler's session and not while they are busy with the current task.
-        held.lease_expires_at = now + lease_duration()
-        held.save(update_fields=["lease_expires_at"])
+        _update_assignment(held, lease_expires_at=now + lease_duration())
         return held
     labeler = Labeler.objects.get(pk=labeler.pk)
     if labeler.screening_status != Labeler.ScreeningStatus.PASSED:
@@ -360,14 +483,10 @@ def _lock_own_assignment_by_id(*, assignment_id: int, labeler: Labeler) -> Assig
 
     Call inside a transaction; whether the lease is still running is checked by the caller.
     """
-    assignment = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("task", "task__generation")
-        .filter(pk=assignment_id)
-        .first()
-    )
-    if assignment is None:
+    found = _lock_assignments("a.id = %s", [assignment_id], labeler=labeler)
+    if not found:
         raise AssignmentNotFound("no such assignment")
+    assignment = found[0]
     if assignment.labeler_id != labeler.pk:
         raise NotYourAssignment("this assignment belongs to another labeler")
     return assignment
@@ -532,6 +651,37 @@ def _validate_steps(
     return steps
 
 
+# A labeling, its steps and their rated completions, in one statement; the assignment is then
+# marked submitted by the caller, in the same transaction.
+_STORE_LABELING_SQL = f"""
+    WITH labeling AS (
+        INSERT INTO {Labeling._meta.db_table} (solution_id, labeler_id, task_id, generation_id,
+            is_quality_control, is_screening, finish_reason, finish_reason_text, total_time_ms,
+            timestamp, source, ground_truth_answer_override, ground_truth_solution_override,
+            import_key, created_at)
+        VALUES (%(solution)s, %(labeler)s, %(task)s, %(generation)s, %(qc)s, %(screening)s,
+            %(finish_reason)s, %(reason)s, %(total_time_ms)s, %(now)s, %(source)s, NULL, NULL,
+            NULL, %(now)s)
+        RETURNING id
+    ), steps AS (
+        INSERT INTO {LabeledStep._meta.db_table} (labeling_id, position, completions_null,
+            chosen_completion, has_human_completion)
+        SELECT labeling.id, s.position, false, s.chosen, false
+        FROM labeling, unnest(%(step_positions)s::int[], %(chosen)s::int[]) AS s(position, chosen)
+        RETURNING id, position
+    ), completions AS (
+        INSERT INTO {LabeledCompletion._meta.db_table} (labeled_step_id, position, text, rating,
+            flagged)
+        SELECT steps.id, c.position, c.text, c.rating, c.flagged
+        FROM steps JOIN unnest(%(c_steps)s::int[], %(c_positions)s::int[], %(c_texts)s::text[],
+                               %(c_ratings)s::smallint[], %(c_flagged)s::boolean[])
+                        AS c(step, position, text, rating, flagged)
+             ON c.step = steps.position
+    )
+    SELECT id FROM labeling
+"""
+
+
 def _store_labeling(
     *,
     assignment: Assignment,
@@ -544,10 +694,32 @@ def _store_labeling(
     now: datetime,
 ) -> Labeling:
     task = assignment.task
-    labeling = Labeling.objects.create(
+    completions: dict[str, list] = {
+        "c_steps": [],
+        "c_positions": [],
+        "c_texts": [],
+        "c_ratings": [],
+        "c_flagged": [],
+    }
+
+    def completion(step: int, position: int, text: str, rating: int | None, flagged: bool):
+        for key, value in zip(completions, (step, position, text, rating, flagged), strict=True):
+            completions[key].append(value)
+
+    for s in steps:
+        completion(s.position, 0, step_texts[s.position], s.rating, s.flagged)
+        for alt in sorted(s.alternatives, key=lambda a: a["position"]):
+            completion(
+                s.position,
+                alt["position"],
+                alternatives[s.position][alt["position"]],
+                alt.get("rating"),
+                bool(alt.get("flagged", False)),
+            )
+    labeling = Labeling(
         solution_id=task.solution_id,
         labeler_id=assignment.labeler_id,
-        task=task,
+        task_id=task.pk,
         generation_id=task.generation_id,
         is_quality_control=task.kind == LabelingTask.Kind.QUALITY_CONTROL,
         is_screening=task.kind == LabelingTask.Kind.SCREENING,
@@ -556,52 +728,54 @@ def _store_labeling(
         total_time_ms=total_time_ms,
         timestamp=now,
         source=Labeling.Source.WORKSPACE,
+        created_at=now,
     )
-    labeled_steps = LabeledStep.objects.bulk_create(
-        LabeledStep(
-            labeling=labeling,
-            position=s.position,
-            # As in PRM800K phase 2: the step itself is chosen unless it is the -1 step.
-            chosen_completion=None if s.rating in (-1, None) else 0,
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STORE_LABELING_SQL,
+            {
+                "solution": labeling.solution_id,
+                "labeler": labeling.labeler_id,
+                "task": labeling.task_id,
+                "generation": labeling.generation_id,
+                "qc": labeling.is_quality_control,
+                "screening": labeling.is_screening,
+                "finish_reason": finish_reason,
+                "reason": reason,
+                "total_time_ms": total_time_ms,
+                "now": now,
+                "source": labeling.source,
+                "step_positions": [s.position for s in steps],
+                # As in PRM800K phase 2: the step itself is chosen unless it is the -1 step.
+                "chosen": [None if s.rating in (-1, None) else 0 for s in steps],
+                **completions,
+            },
         )
-        for s in steps
-    )
-    completions = []
-    for s, labeled in zip(steps, labeled_steps, strict=True):
-        completions.append(
-            LabeledCompletion(
-                labeled_step=labeled,
-                position=0,
-                text=step_texts[s.position],
-                rating=s.rating,
-                flagged=s.flagged,
-            )
-        )
-        for alt in sorted(s.alternatives, key=lambda a: a["position"]):
-            completions.append(
-                LabeledCompletion(
-                    labeled_step=labeled,
-                    position=alt["position"],
-                    text=alternatives[s.position][alt["position"]],
-                    rating=alt.get("rating"),
-                    flagged=bool(alt.get("flagged", False)),
-                )
-            )
-    LabeledCompletion.objects.bulk_create(completions)
+        labeling.pk = cursor.fetchone()[0]
+    labeling._state.adding = False
+    labeling._state.db = DEFAULT_DB_ALIAS
     return labeling
 
 
 def _solution_content(solution_id: int) -> tuple[list[str], dict[int, dict[int, str]]]:
-    step_texts = list(
-        Step.objects.filter(solution_id=solution_id)
-        .order_by("position")
-        .values_list("text", flat=True)
-    )
+    # Steps (alternative position 0) and their alternatives (positions from 1), one statement.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT s.position, 0, s.text FROM {Step._meta.db_table} s WHERE s.solution_id = %s
+            UNION ALL
+            SELECT s.position, a.position, a.text FROM {StepAlternative._meta.db_table} a
+            JOIN {Step._meta.db_table} s ON s.id = a.step_id WHERE s.solution_id = %s
+            ORDER BY 1, 2
+            """,
+            [solution_id, solution_id],
+        )
+        rows = cursor.fetchall()
+    step_texts = [text for _step, position, text in rows if position == 0]
     stored: dict[int, dict[int, str]] = {}
-    for step_position, position, text in StepAlternative.objects.filter(
-        step__solution_id=solution_id
-    ).values_list("step__position", "position", "text"):
-        stored.setdefault(step_position, {})[position] = text
+    for step_position, position, text in rows:
+        if position:
+            stored.setdefault(step_position, {})[position] = text
     # Only what the workspace offers must (and may) be rated: no blank or repeated alternative.
     alternatives: dict[int, dict[int, str]] = {}
     for step_position, alts in stored.items():
@@ -630,9 +804,12 @@ def assignment_submit(
     now = timezone.now()
     # Concurrent submits of one regular task's slots must see each other to mark it done, so
     # they queue on the task row. Lock order is task, then assignment, as in claiming.
-    task_ref = Assignment.objects.filter(pk=assignment_id).values("task_id", "task_kind").first()
-    if task_ref and task_ref["task_kind"] == LabelingTask.Kind.REGULAR:
-        LabelingTask.objects.select_for_update(no_key=True).filter(pk=task_ref["task_id"]).first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.id FROM {TASK} t WHERE t.id = (SELECT a.task_id FROM {ASSIGNMENT} a "
+            "WHERE a.id = %s AND a.task_kind = 'regular') FOR NO KEY UPDATE OF t",
+            [assignment_id],
+        )
     assignment = _lock_own_assignment_by_id(assignment_id=assignment_id, labeler=labeler)
     if assignment.state == Assignment.State.SUBMITTED:
         return assignment.labeling, False
@@ -659,27 +836,37 @@ def assignment_submit(
         alternatives=alternatives,
         now=now,
     )
-    assignment.state = Assignment.State.SUBMITTED
-    assignment.labeling = labeling
-    assignment.finished_at = now
-    assignment.prefetched = False
-    assignment.save(update_fields=["state", "labeling", "finished_at", "prefetched"])
-    # The next task the page already shows becomes the labeler's open lease.
-    if not Assignment.objects.filter(
-        labeler=labeler, state=Assignment.State.ACTIVE, prefetched=False
-    ).exists():
-        Assignment.objects.filter(
-            labeler=labeler, state=Assignment.State.ACTIVE, prefetched=True
-        ).update(prefetched=False, lease_expires_at=now + lease_duration())
-
+    _update_assignment(
+        assignment,
+        state=Assignment.State.SUBMITTED,
+        labeling=labeling,
+        finished_at=now,
+        prefetched=False,
+    )
     task = assignment.task
-    if task.kind == LabelingTask.Kind.REGULAR:
-        finished = Assignment.objects.filter(task=task, state=Assignment.State.SUBMITTED).count()
-        if finished >= task.labelings_required:
-            LabelingTask.objects.filter(pk=task.pk, state=LabelingTask.State.OPEN).update(
-                state=LabelingTask.State.DONE
+    with connection.cursor() as cursor:
+        # The next task the page already shows becomes the labeler's open lease.
+        cursor.execute(
+            f"""
+            UPDATE {ASSIGNMENT} SET prefetched = false, lease_expires_at = %(lease)s
+            WHERE labeler_id = %(labeler)s AND state = 'active' AND prefetched
+              AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} open WHERE open.labeler_id = %(labeler)s
+                              AND open.state = 'active' AND NOT open.prefetched)
+            """,
+            {"labeler": labeler.pk, "lease": now + lease_duration()},
+        )
+        if task.kind == LabelingTask.Kind.REGULAR:
+            # Done once N labelings are in; the task row is locked, so concurrent submits of its
+            # other slots count this one.
+            cursor.execute(
+                f"""
+                UPDATE {TASK} SET state = 'done' WHERE id = %(task)s AND state = 'open'
+                  AND (SELECT count(*) FROM {ASSIGNMENT} WHERE task_id = %(task)s
+                       AND state = 'submitted') >= %(required)s
+                """,
+                {"task": task.pk, "required": task.labelings_required},
             )
-    elif task.kind == LabelingTask.Kind.SCREENING:
+    if task.kind == LabelingTask.Kind.SCREENING:
         _screening_evaluate_if_complete(Labeler.objects.select_for_update().get(pk=labeler.pk))
     return labeling, True
 
