@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from active_learning import launch_sweep, services
+from config.publish import PATIENT_RETRY, QUICK_RETRY, publish
 from labeling.models import Generation
 
 logger = logging.getLogger(__name__)
@@ -25,36 +25,23 @@ logger = logging.getLogger(__name__)
 _TRANSIENT = (OperationalError, InterfaceError)
 
 
-# Sent from a worker (scoring done, selection next): retried for about two minutes, so a broker
-# that restarts meanwhile still gets it. From the web (a launch) only briefly: a request must
-# not hang for minutes; the sweep below sends the step again once the broker is back.
-WORKER_PUBLISH_RETRY = {
-    "max_retries": 12,
-    "interval_start": 1.0,
-    "interval_step": 2.0,
-    "interval_max": 15.0,
-}
-
-
 def send_step(generation_id: int, step: str, *, patient: bool = False) -> bool:
     """Publish one launch step (``score`` or ``select``) of a round; False, with a log line,
-    when the broker does not take it (the launch sweep sends it again later)."""
+    when the broker does not take it (the launch sweep sends it again later).
+
+    Sent from a worker (scoring done, selection next, ``patient``): retried for about two
+    minutes, so a broker that restarts meanwhile still gets it. From the web (a launch) only
+    briefly: a request must not hang for minutes (``config.publish``)."""
     task = score_round if step == launch_sweep.SCORE else select_round
-    options: dict[str, Any] = {"retry": True}
-    if patient:
-        options["retry_policy"] = WORKER_PUBLISH_RETRY
-    try:
-        task.apply_async(kwargs={"generation_id": generation_id}, **options)
-    except Exception as exc:  # whatever the broker raised, the sweep is the way on
-        logger.warning(
-            "round %s: could not send its %s step (%s: %s); the launch sweep will send it again",
-            generation_id,
-            step,
-            type(exc).__name__,
-            exc,
-        )
-        return False
-    return True
+    task_id = publish(
+        task,
+        kwargs={"generation_id": generation_id},
+        subject=f"round {generation_id}",
+        what=f"its {step} step",
+        later="the launch sweep will send it again",
+        retry_policy=PATIENT_RETRY if patient else QUICK_RETRY,
+    )
+    return task_id is not None
 
 
 def start_round_pipeline(*, generation_id: int, needs_scores: bool) -> None:

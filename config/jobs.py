@@ -22,7 +22,10 @@ in one last transaction. The parts here:
   that keep their progress in a JSON column.
 
 The beat sweep (every ``SWEEP_EVERY_MINUTES``) hands a run whose holder is gone to a new attempt,
-up to ``STEPWISE_TRAINING_MAX_ATTEMPTS``, and fails it after that. See docs/training.md.
+up to ``STEPWISE_TRAINING_MAX_ATTEMPTS``, and fails it after that. It also sends the task of a
+queued run that never reached the broker (``celery_task_id`` still empty after
+``STEPWISE_JOB_PUBLISH_GRACE_SECONDS``: Redis was down when it was started, see
+``config.publish``). See docs/training.md.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
+
+from config.publish import publish
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +114,9 @@ class RunRows:
     """Claim, fence, fail and sweep of one run model (TrainingRun, SamplingRun).
 
     `on_fail(row)` runs inside the failing transaction (a training also fails its version);
-    `enqueue(row)` sends the row's task again, for the sweep's retries.
+    `enqueue(row)` sends the row's task (through `publish`), for the start and the sweep. A
+    row's ``celery_task_id`` is empty until the broker took its task: that is how the sweep
+    tells a queued run whose message was never sent.
     """
 
     def __init__(
@@ -128,6 +135,24 @@ class RunRows:
     @property
     def states(self) -> Any:
         return self.model.State  # type: ignore[attr-defined]
+
+    def publish(self, row: Any, task: Any) -> bool:
+        """Send `task` for `row` (kwargs ``run_id``) and record its id; False when the broker is
+        unreachable: the row stays queued without an id, its log says so, and the sweep
+        (`publish_unpublished`) sends it once the broker is back."""
+        task_id = publish(task, kwargs={"run_id": row.id}, subject=f"{self.label} {row.id}")
+        if task_id is not None:
+            self.model.objects.filter(id=row.id).update(celery_task_id=task_id)
+            return True
+        note = "the broker is unreachable: not sent yet; the sweep sends it once it is back"
+        with transaction.atomic():
+            current = self.model.objects.select_for_update().filter(id=row.id).first()
+            # Once per outage, not once per sweep.
+            if current is not None and current.state == self.states.QUEUED:
+                if not current.log.rstrip("\n").endswith(note):
+                    append_log(current, note)
+                    current.save(update_fields=["log"])
+        return False
 
     def fail(self, row: Any, error: str) -> None:
         """Mark a run failed. Call inside a transaction."""
@@ -242,10 +267,49 @@ class RunRows:
             return "failed"
         # Queued again: the next claim counts a new attempt; the dead one's leftovers are its.
         append_log(row, f"attempt {row.attempts} lost ({lost}); sent again by the sweep")
-        row.state, row.worker = self.states.QUEUED, ""
-        row.save(update_fields=["state", "worker", "log"])
+        # No task id until the broker takes the new message: if it is down now, the next sweep
+        # finds the run among the unpublished ones.
+        row.state, row.worker, row.celery_task_id = self.states.QUEUED, "", ""
+        row.save(update_fields=["state", "worker", "celery_task_id", "log"])
         transaction.on_commit(lambda: self.enqueue(row))
         return "retried"
+
+    def publish_unpublished(self, *, now: datetime | None = None) -> int:
+        """Send the task of each queued run that the broker never took (no ``celery_task_id``)
+        and that is older than ``STEPWISE_JOB_PUBLISH_GRACE_SECONDS`` (younger ones may be in the
+        middle of their first publish). Returns how many the broker took now; the others wait for
+        the next sweep. A row another sweep holds is skipped; a duplicate message is harmless
+        (the claim ignores a run that is running or finished)."""
+        if self.enqueue is None:
+            return 0
+        now = now or timezone.now()
+        cutoff = now - timedelta(seconds=settings.STEPWISE_JOB_PUBLISH_GRACE_SECONDS)
+        unpublished = self.model.objects.filter(
+            state=self.states.QUEUED, celery_task_id="", created_at__lte=cutoff
+        )
+        sent = 0
+        for run_id in unpublished.order_by("id").values_list("id", flat=True):
+            with transaction.atomic():
+                row = (
+                    self.model.objects.select_for_update(skip_locked=True)
+                    .filter(id=run_id, state=self.states.QUEUED, celery_task_id="")
+                    .first()
+                )
+                if row is None:
+                    continue
+                # Sent while the row is locked: a worker that gets it at once waits for the
+                # commit in its claim, and a second sweep skips the row.
+                if not self.enqueue(row):
+                    break  # the broker is still down: the rest wait for the next sweep
+                append_log(row, "sent by the sweep: its task had not reached the broker")
+                row.save(update_fields=["log"])
+                sent += 1
+                logger.warning(
+                    "%s %s: its task had not reached the broker; sent by the sweep",
+                    self.label,
+                    row.id,
+                )
+        return sent
 
 
 class Reporter:

@@ -303,6 +303,9 @@ STEPWISE_RETRAIN_INTERVAL_HOURS = env.int("STEPWISE_RETRAIN_INTERVAL_HOURS", def
 STEPWISE_TRAINING_STALE_SECONDS = env.int("STEPWISE_TRAINING_STALE_SECONDS", default=60)
 STEPWISE_JOB_HEARTBEAT_SECONDS = env.float("STEPWISE_JOB_HEARTBEAT_SECONDS", default=10.0)
 STEPWISE_TRAINING_MAX_ATTEMPTS = env.int("STEPWISE_TRAINING_MAX_ATTEMPTS", default=2)
+# A queued run whose task the broker never took (Redis was down when it started: config.publish)
+# is sent by the sweep once it is this old; a younger one may still be in its first publish.
+STEPWISE_JOB_PUBLISH_GRACE_SECONDS = env.int("STEPWISE_JOB_PUBLISH_GRACE_SECONDS", default=30)
 # A launching round no worker has touched for this long gets its next step sent again (the
 # message may have been lost in a broker outage); after the second, longer span it fails with the
 # reason (active_learning/launch_sweep.py).

@@ -63,14 +63,17 @@ def sample_solutions_task(*, run_id: int) -> str:
 
 @shared_task(name="stepwise.training.sweep_stale_runs")
 def sweep_stale_runs_task() -> dict[str, int]:
-    """Runs (training and sampling) whose worker died: sent again, or failed once out of
-    attempts. Returns how many of each."""
+    """Beat task (every minute, default queue). Runs (training and sampling) whose task never
+    reached the broker (it was down when they started): sent now ("published"). Runs whose
+    worker died: sent again ("retried"), or failed once out of attempts ("failed")."""
     from training import sampling
 
+    published = services.training_runs_publish_unpublished()
+    published += sampling.SAMPLING.publish_unpublished()
     counts = services.training_runs_sweep_stale()
     for key, value in sampling.sampling_runs_sweep_stale().items():
         counts[key] += value
-    return counts
+    return {"published": published, **counts}
 
 
 @shared_task(name="stepwise.training.retrain_if_enough_labels")

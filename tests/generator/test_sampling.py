@@ -365,7 +365,7 @@ def test_the_sweep_retries_or_fails_silent_runs_and_leaves_live_ones(scripted, p
     SamplingRun.objects.filter(id=lost.id).update(
         state="running", attempts=1, worker="elsewhere:3", heartbeat_at=silent
     )
-    assert sweep_stale_runs_task() == {"retried": 1, "failed": 1}
+    assert sweep_stale_runs_task() == {"published": 0, "retried": 1, "failed": 1}
     for run in (spent, live, lost):
         run.refresh_from_db()
     assert spent.state == "failed" and "worker elsewhere:1 lost" in spent.error

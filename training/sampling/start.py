@@ -135,11 +135,13 @@ def _few_shot(
     return FewShotPrompt()
 
 
-def enqueue_run(run: SamplingRun) -> None:
+def enqueue_run(run: SamplingRun) -> bool:
+    """Send the run's task; False when the broker is unreachable (the run stays queued and the
+    beat sweep sends it once the broker is back: `config.publish`)."""
     from training import tasks  # tasks import this module
+    from training.sampling.run import SAMPLING  # run imports this module
 
-    result = tasks.sample_solutions_task.apply_async(kwargs={"run_id": run.id})
-    SamplingRun.objects.filter(id=run.id).update(celery_task_id=result.id)
+    return SAMPLING.publish(run, tasks.sample_solutions_task)
 
 
 def sampling_run_start(

@@ -37,6 +37,7 @@ from training.services.runs import (
     scoring_run_start,
     training_run_claim,
     training_run_start,
+    training_runs_publish_unpublished,
     training_runs_sweep_stale,
 )
 from training.services.scoring import SCORE_BATCH, score_solutions
@@ -84,6 +85,7 @@ __all__ = [
     "training_run_claim",
     "training_run_execute",
     "training_run_start",
+    "training_runs_publish_unpublished",
     "training_runs_sweep_stale",
     "version_data",
     "worker_identity",

@@ -43,7 +43,9 @@ def resume_dir(run: TrainingRun) -> Path:
 # --------------------------------------------------------------------------- the run rows
 
 
-def enqueue_run(run: TrainingRun) -> None:
+def enqueue_run(run: TrainingRun) -> bool:
+    """Send the run's task; False when the broker is unreachable (the run stays queued and the
+    beat sweep sends it once the broker is back: `config.publish`)."""
     from training import tasks  # tasks import services
 
     task = {
@@ -51,8 +53,7 @@ def enqueue_run(run: TrainingRun) -> None:
         TrainingRun.Kind.EVALUATE: tasks.evaluate_prm_version_task,
         TrainingRun.Kind.SCORE: tasks.score_solutions_task,
     }[run.kind]
-    result = task.apply_async(kwargs={"run_id": run.id})
-    TrainingRun.objects.filter(id=run.id).update(celery_task_id=result.id)
+    return RUNS.publish(run, task)
 
 
 def _on_fail(run: TrainingRun) -> None:
@@ -93,6 +94,12 @@ def training_runs_sweep_stale() -> dict[str, int]:
     """Sweep: running runs whose worker is gone (or silent too long) are sent again while they
     have attempts left, and fail after that. Returns {"retried": n, "failed": m}."""
     return RUNS.sweep()
+
+
+def training_runs_publish_unpublished() -> int:
+    """Sweep: queued runs whose task never reached the broker are sent (`RunRows.
+    publish_unpublished`). Returns how many the broker took."""
+    return RUNS.publish_unpublished()
 
 
 # --------------------------------------------------------------------------- starting runs
