@@ -70,3 +70,12 @@ def test_charts_escape_labels_and_handle_flat_or_empty_data():
     assert "no data yet" in charts.line_chart([], title="empty")
     bars = charts.bar_chart([("2026-01-01", 3), ("2026-01-02", 0)], title="per day")
     assert bars.count("<rect") == 2 and "2026-01-02" in bars
+
+
+def test_console_links_the_phase1_rounds_page_and_it_opens_for_admins():
+    admin = signed_in(f.person("admin"))
+    html = admin.get("/console/").content.decode()
+    assert '<a href="/label/interactive/rounds/">Phase 1</a>' in html
+    page = admin.get("/label/interactive/rounds/")
+    assert page.status_code == 200
+    assert 'data-page="phase1-rounds"' in page.content.decode()
