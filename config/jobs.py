@@ -125,7 +125,7 @@ class RunRows:
         *,
         label: str = "run",
         on_fail: Callable[[Any], None] | None = None,
-        enqueue: Callable[[Any], None] | None = None,
+        enqueue: Callable[[Any], bool] | None = None,
     ):
         self.model = model
         self.label = label
