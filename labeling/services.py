@@ -651,8 +651,8 @@ def _validate_steps(
     return steps
 
 
-# A labeling, its steps and their rated completions, in one statement; the assignment is then
-# marked submitted by the caller, in the same transaction.
+# A labeling, its steps and their rated completions, and the assignment marked submitted with
+# it: one statement (a labeling is stored whole or not at all, docs/task-leasing.md).
 _STORE_LABELING_SQL = f"""
     WITH labeling AS (
         INSERT INTO {Labeling._meta.db_table} (solution_id, labeler_id, task_id, generation_id,
@@ -677,6 +677,10 @@ _STORE_LABELING_SQL = f"""
                                %(c_ratings)s::smallint[], %(c_flagged)s::boolean[])
                         AS c(step, position, text, rating, flagged)
              ON c.step = steps.position
+    ), submitted AS (
+        UPDATE {ASSIGNMENT} SET state = 'submitted', labeling_id = (SELECT id FROM labeling),
+            finished_at = %(now)s, prefetched = false
+        WHERE id = %(assignment)s
     )
     SELECT id FROM labeling
 """
@@ -734,6 +738,7 @@ def _store_labeling(
         cursor.execute(
             _STORE_LABELING_SQL,
             {
+                "assignment": assignment.pk,
                 "solution": labeling.solution_id,
                 "labeler": labeling.labeler_id,
                 "task": labeling.task_id,
@@ -754,6 +759,10 @@ def _store_labeling(
         labeling.pk = cursor.fetchone()[0]
     labeling._state.adding = False
     labeling._state.db = DEFAULT_DB_ALIAS
+    assignment.state = Assignment.State.SUBMITTED
+    assignment.labeling = labeling
+    assignment.finished_at = now
+    assignment.prefetched = False
     return labeling
 
 
@@ -835,13 +844,6 @@ def assignment_submit(
         step_texts=step_texts,
         alternatives=alternatives,
         now=now,
-    )
-    _update_assignment(
-        assignment,
-        state=Assignment.State.SUBMITTED,
-        labeling=labeling,
-        finished_at=now,
-        prefetched=False,
     )
     task = assignment.task
     with connection.cursor() as cursor:

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 # Token, labeler, BEGIN, own leases, active rounds, candidate, its slots, insert, COMMIT, payload.
 CLAIM_QUERIES = 10
 # Token, labeler, BEGIN, task lock, assignment lock, steps, labeling with its steps and
-# completions, assignment, prefetched lease, task done, COMMIT.
-SUBMIT_QUERIES = 11
+# completions and the assignment, prefetched lease, task done, COMMIT.
+SUBMIT_QUERIES = 10
 
 
 def _body(steps: int) -> dict:
