@@ -1166,6 +1166,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--check-solutions", type=int, default=3)
     parser.add_argument("--skip-bon", action="store_true")
+    parser.add_argument(
+        "--skip-step-quality",
+        action="store_true",
+        help="best-of-N only (the step-quality table of the same checkpoints comes from an "
+        "earlier run)",
+    )
     parser.add_argument("--bon-gsm8k", type=int, default=16, help="GSM8K test problems")
     parser.add_argument(
         "--bon-math", type=int, default=12, help="MATH500 problems outside train/validation"
@@ -1344,10 +1350,11 @@ def main(argv: list[str] | None = None) -> int:
         name for name, (model, _) in models.items() if memo.matches(model, memo.bf16)
     ]
 
-    t = time.perf_counter()
-    rows = {**models, "lexical": lexical}
-    result["step_quality"] = step_quality(args, data, rows, scorer)
-    timings["step_quality"] = time.perf_counter() - t
+    if not args.skip_step_quality:
+        t = time.perf_counter()
+        rows = {**models, "lexical": lexical}
+        result["step_quality"] = step_quality(args, data, rows, scorer)
+        timings["step_quality"] = time.perf_counter() - t
 
     if not args.skip_bon:
         t = time.perf_counter()
@@ -1371,8 +1378,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(result: dict, *, validation_only: bool = False) -> None:
-    quality = result["step_quality"]
-    for source in SOURCES:
+    quality = result.get("step_quality", {})
+    for source in SOURCES if quality else ():
         if validation_only:
             print(f"\n{source}: VALIDATION problems only (F1 threshold chosen in-sample)")
         else:
@@ -1388,7 +1395,8 @@ def print_summary(result: dict, *, validation_only: bool = False) -> None:
                 f"n={row['n_correct']})  solution AUROC {row['solution_auroc']:.3f}  "
                 f"[validation step AUROC {row['validation_step_auroc']:.3f}]"
             )
-    print(f"scorer check (max |p - platform p|): {quality['scorer_check_max_abs_diff']}")
+    if quality:
+        print(f"scorer check (max |p - platform p|): {quality['scorer_check_max_abs_diff']}")
     bon = result.get("best_of_n")
     if bon:
         for source, section in bon["sections"].items():
