@@ -613,12 +613,15 @@ def bon_problems(args, data: Dataset) -> list[dict]:
     from labeling.grading import extract_final_answer
 
     excluded = {problem_key(s.problem) for s in data.splits["train"] + data.splits["validation"]}
-    gsm8k, seen = [], set()
+    gsm8k, seen, shortest = [], set(), {}
     records = json.loads((DATA / "processbench_gsm8k.json").read_text())
     test_keys = {problem_key(s.problem) for s in data.part("test", "gsm8k")}
     for record in records:
         key = problem_key(record["problem"])
-        if key not in test_keys or key in seen or not record["final_answer_correct"]:
+        if key not in test_keys or not record["final_answer_correct"]:
+            continue
+        shortest[key] = min(shortest.get(key, len(record["steps"])), len(record["steps"]))
+        if key in seen:
             continue
         answer = extract_final_answer([str(s) for s in record["steps"]])
         if answer:
@@ -629,11 +632,19 @@ def bon_problems(args, data: Dataset) -> list[dict]:
         row = json.loads(line)
         if row["level"] in args.bon_math_levels and problem_key(row["problem"]) not in excluded:
             math500.append(
-                {"source": "math500", "problem": row["problem"], "answer": row["answer"]}
+                {
+                    "source": "math500",
+                    "problem": row["problem"],
+                    "answer": row["answer"],
+                    "level": row["level"],
+                }
             )
     rng = random.Random(args.seed)
     rng.shuffle(gsm8k)
     rng.shuffle(math500)
+    if args.bon_order == "easy":  # where SmolLM2 has a chance; stable: seeded order within ties
+        gsm8k.sort(key=lambda p: shortest[problem_key(p["problem"])])
+        math500.sort(key=lambda p: args.bon_math_levels.index(p["level"]))
     # Interleaved, so that a run cut off part way has both sources.
     gsm8k, math500 = gsm8k[: args.bon_gsm8k], math500[: args.bon_math]
     out = []
@@ -866,6 +877,12 @@ def generate_samples(args, problems: list[dict]) -> tuple[list[dict], dict]:
         for number, problem in enumerate(problems):
             seeds = [args.seed * 1000 + k for k in range(args.bon_samples)]
             missing = [s for s in seeds if (problem["problem"], s, tag) not in cached]
+            if missing and (args.bon_cached_only or number < args.bon_skip):
+                log(
+                    f"problem {number + 1}/{len(problems)} ({problem['source']}): not all cached, left out"
+                )
+                stats.setdefault("left_out", []).append(number + 1)
+                continue
             if missing:
                 if sampler is None:
                     sampler = make_sampler(args, args.bon_backend)
@@ -941,6 +958,8 @@ def best_of_n_section(args, data: Dataset, models: dict, scorer: SharedTrunkScor
     problems = bon_problems(args, data)
     samples, generation = generate_samples(args, problems)
     generated_s = time.perf_counter() - started
+    present = {s["problem"] for s in samples}  # --bon-cached-only may leave problems out
+    problems = [p for p in problems if p["problem"] in present]
     # A sample with no steps cannot be scored: it stays a candidate that no scorer can prefer.
     scorable = [s for s in samples if s["steps"]]
     distinct: dict[tuple[str, tuple[str, ...]], int] = {}
@@ -1177,6 +1196,14 @@ def main(argv: list[str] | None = None) -> int:
         "--bon-math", type=int, default=12, help="MATH500 problems outside train/validation"
     )
     parser.add_argument("--bon-math-levels", nargs="+", default=["Level 1", "Level 2"])
+    parser.add_argument(
+        "--bon-order",
+        choices=["easy", "seeded"],
+        default="easy",
+        help="easy: GSM8K problems whose shortest correct ProcessBench solution has the fewest "
+        "steps first, MATH500 by level (the order of --bon-math-levels); seeded order within "
+        "ties. seeded: the seeded order only",
+    )
     parser.add_argument("--bon-samples", type=int, default=64)
     parser.add_argument("--bon-trials", type=int, default=400)
     parser.add_argument("--bon-batch-rows", type=int, default=64, help="local backend's batch")
@@ -1191,6 +1218,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--bon-threads", type=int, default=None, help="CPU threads of the sampler (--threads)"
+    )
+    parser.add_argument(
+        "--bon-skip",
+        type=int,
+        default=0,
+        metavar="K",
+        help="leave the first K problems to another process (a second sampler beside the first)",
+    )
+    parser.add_argument(
+        "--bon-cached-only",
+        action="store_true",
+        help="best-of-N on the problems whose samples are all cached; generate nothing",
     )
     parser.add_argument(
         "--generate-only",
