@@ -85,7 +85,8 @@ def lease_duration() -> timedelta:
 # rows become model instances directly: building the ORM queries was about half of their server
 # CPU (BENCHMARKS.md, "Labeling loop under load"). The statements, their locks and their order
 # are those of the ORM code they replaced; the invariants stay with the constraints on
-# Assignment (docs/task-leasing.md). Rare paths (screening, QC, cancelled tasks) keep the ORM.
+# Assignment (docs/task-leasing.md). Rare paths (screening and QC items, expiring lapsed leases)
+# keep the ORM.
 
 ASSIGNMENT = Assignment._meta.db_table
 TASK = LabelingTask._meta.db_table
