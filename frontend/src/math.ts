@@ -239,8 +239,15 @@ export function renderMathText(target: HTMLElement, text: string): void {
 }
 
 /** Renders a reference answer: bare LaTeX ("\\frac{1}{2}") unless it carries its own delimiters. */
-export function renderAnswer(target: HTMLElement, answer: string): void {
-  const clean = neutralizeBidi(answer.trim());
+export function renderAnswer(target: HTMLElement, answer: string | null | undefined): void {
+  const clean = neutralizeBidi((answer ?? "").trim());
+  target.classList.toggle("answer-missing", clean === "");
+  if (clean === "") {
+    // Some problems carry no reference (PRM800K screening items, ProcessBench's pool): say so
+    // rather than typesetting an empty box that reads as "the answer is blank".
+    target.replaceChildren(document.createTextNode("none given"));
+    return;
+  }
   if (/\$|\\\(|\\\[/.test(clean)) {
     renderMathText(target, clean);
     return;

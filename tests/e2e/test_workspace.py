@@ -318,3 +318,21 @@ def test_lost_lease_is_reported_and_a_failed_submit_is_resent_after_reload(page)
     [labeling] = stored_labelings(dave)
     assert labeling.finish_reason == "solution"
     assert problem.startswith(labeling.solution.problem.text.split("$")[0].strip())
+
+
+def test_a_problem_without_a_reference_answer_says_none_given(page):
+    # PRM800K screening items and ProcessBench's pool carry no reference answer: the workspace
+    # says so instead of typesetting an empty box.
+    make_labeler("alice")
+    make_task(
+        problem_text="Solve over the integers: $2^a + 4^b = 20$.", answer="", steps=["Try $a = 2$."]
+    )
+    log_in(page, "alice")
+    expect(page.locator("#step-0")).to_be_visible()
+    answer = page.locator("#reference-answer")
+    expect(answer).to_have_text("none given")
+    expect(answer).to_have_class(re.compile(r"\banswer-missing\b"))
+    assert answer.locator(".katex").count() == 0
+    page.keyboard.press("1")  # the last step: the reference beside it says the same
+    expect(page.locator("#reference-beside .answer")).to_have_text("none given")
+    snap(page, "workspace-no-reference-answer")
