@@ -101,5 +101,11 @@ def test_killed_training_resumes_from_its_last_state_and_ends_as_if_uninterrupte
     actual = load_checkpoint(version.checkpoint_path)[0].state_dict()
     assert actual.keys() == expected.keys()
     for name, tensor in expected.items():
-        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(
+            actual[name],
+            tensor,
+            rtol=0,
+            atol=1e-6,
+            msg=lambda m, name=name: f"{name} (resumed from step {step} of {total}): {m}",
+        )
     assert TrainingRun.objects.get(id=run.id).params["result"]["checkpoint_path"]
