@@ -51,7 +51,13 @@ def test_killed_training_resumes_from_its_last_state_and_ends_as_if_uninterrupte
     proc = _start_worker(
         queue,
         tmp_path,
-        {"STEPWISE_ARTIFACT_DIR": str(artifacts), "STEPWISE_TRAINING_MAX_ATTEMPTS": "2"},
+        # One torch thread in the worker and in the reference below: float sums can round
+        # differently with another thread count, and the weights are compared to 1e-6.
+        {
+            "STEPWISE_ARTIFACT_DIR": str(artifacts),
+            "STEPWISE_TRAINING_MAX_ATTEMPTS": "2",
+            "STEPWISE_TORCH_THREADS": "1",
+        },
     )
     try:
         version = services.prm_version_create(
@@ -95,7 +101,12 @@ def test_killed_training_resumes_from_its_last_state_and_ends_as_if_uninterrupte
         objective=version.kind,
         **{k: v for k, v in HYPERPARAMETERS.items() if k in services.TRAIN_KEYS},
     )
-    reference = train_reward_model(data.train, config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the worker (an earlier test may have changed this process's)
+    try:
+        reference = train_reward_model(data.train, config)
+    finally:
+        torch.set_num_threads(threads)
     assert reference.metrics["optimizer_steps"] == total
     expected = load_checkpoint(reference.checkpoint_dir)[0].state_dict()
     actual = load_checkpoint(version.checkpoint_path)[0].state_dict()
