@@ -8,7 +8,13 @@ import pytest
 from labeling import selectors, services
 from labeling.apis import ClaimOutput, SubmitOutput, claim_body
 from labeling.models import Assignment, Labeling
-from tests.labeling.factories import client_for, make_generation, make_labeler, make_task
+from tests.labeling.factories import (
+    client_for,
+    make_generation,
+    make_labeler,
+    make_task,
+    solution_body,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -17,15 +23,6 @@ CLAIM_QUERIES = 10
 # Token, labeler, BEGIN, task lock, assignment lock, steps, labeling with its steps and
 # completions and the assignment, prefetched lease, task done, COMMIT.
 SUBMIT_QUERIES = 10
-
-
-def _body(steps: int) -> dict:
-    return {
-        "finish_reason": "solution",
-        "reason": "",
-        "total_time_ms": 1000,
-        "steps": [{"position": i, "rating": 1, "flagged": False} for i in range(steps)],
-    }
 
 
 def test_claim_answer_is_the_claim_serializers_answer():
@@ -58,7 +55,7 @@ def test_submit_answer_is_the_submit_serializers_answer():
     assignment = client.post("/api/labeling/claim/").json()["assignment"]
     response = client.post(
         f"/api/labeling/assignments/{assignment['id']}/submit/",
-        {**_body(2), "claim_next": True},
+        {**solution_body(2), "claim_next": True},
         format="json",
     )
     assert response.status_code == 201
@@ -103,6 +100,8 @@ def test_claim_and_submit_cost_a_fixed_number_of_statements(django_assert_max_nu
         assignment_id = response.json()["assignment"]["id"]
         with django_assert_max_num_queries(SUBMIT_QUERIES):
             response = client.post(
-                f"/api/labeling/assignments/{assignment_id}/submit/", _body(4), format="json"
+                f"/api/labeling/assignments/{assignment_id}/submit/",
+                solution_body(4),
+                format="json",
             )
         assert response.status_code == 201
